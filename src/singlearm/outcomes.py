@@ -1,0 +1,80 @@
+"""The outcome vocabulary: which ids are proportions, medians or descriptive fields, and their labels."""
+
+import re
+
+PROPORTION = "proportion"
+MEDIAN = "median"
+DESCRIPTIVE = "descriptive"
+
+_DESCRIPTIVE = {"evaluable", "n_enrolled", "median_age", "median_followup_months"}
+_MEDIANS = {"median_pfs", "median_os"}
+_PROPORTION = re.compile(r"^(orr|dcr|cr|pr|sd|pd|pfr_\d+w|pfs_rate_\d+m|os_rate_\d+m|ae_(all|g34):[a-z0-9_]+)$")
+
+_NAMES = {
+    "orr": "Objective response rate", "dcr": "Disease control rate", "cr": "Complete response",
+    "pr": "Partial response", "sd": "Stable disease", "pd": "Progressive disease",
+    "median_pfs": "Median progression-free survival", "median_os": "Median overall survival",
+}
+
+
+def kind(outcome):
+    """Return ``'proportion'``, ``'median'`` or ``'descriptive'`` for an outcome id.
+
+    Raises
+    ------
+    ValueError
+        For an id outside the vocabulary (the extraction schema rejects those first).
+    """
+    if outcome in _DESCRIPTIVE:
+        return DESCRIPTIVE
+    if outcome in _MEDIANS:
+        return MEDIAN
+    if _PROPORTION.match(outcome):
+        return PROPORTION
+    raise ValueError(f"unknown outcome id {outcome!r}")
+
+
+def endpoint(outcome):
+    """The study table's endpoint token (``PFS``, ``ORR``, ``DCR``, ``OS``, ``AEs``) an outcome belongs to."""
+    if outcome in {"orr", "cr", "pr", "sd", "pd"}:
+        return "ORR"
+    if outcome == "dcr":
+        return "DCR"
+    if outcome == "median_pfs" or outcome.startswith(("pfs_rate_", "pfr_")):
+        return "PFS"
+    if outcome == "median_os" or outcome.startswith("os_rate_"):
+        return "OS"
+    if outcome.startswith("ae_"):
+        return "AEs"
+    return None
+
+
+def lists_endpoint(endpoints, outcome):
+    """Whether a study's ``endpoints`` cell (``PFS;ORR;AEs>=3``) covers ``outcome``."""
+    token = endpoint(outcome)
+    listed = {e.strip() for e in (endpoints or "").split(";")}
+    if token == "AEs":
+        return "AEs" in listed or (outcome.startswith("ae_g34:") and "AEs>=3" in listed)
+    return token in listed
+
+
+def label(outcome):
+    """A reader's name for an outcome id, e.g. ``ae_g34:hand_foot_syndrome`` -> ``Hand foot syndrome (grade >= 3)``."""
+    if outcome in _NAMES:
+        return _NAMES[outcome]
+    m = re.match(r"^(pfs|os)_rate_(\d+)m$", outcome)
+    if m:
+        return f"{m.group(2)}-month {m.group(1).upper()} rate"
+    m = re.match(r"^pfr_(\d+)w$", outcome)
+    if m:
+        return f"Progression-free rate at {m.group(1)} weeks"
+    m = re.match(r"^ae_(all|g34):(.+)$", outcome)
+    if m:
+        grade = "any grade" if m.group(1) == "all" else "grade \u2265 3"
+        return f"{m.group(2).replace('_', ' ').capitalize()} ({grade})"
+    return outcome
+
+
+def slug(outcome):
+    """File-name form of an outcome id (``ae_g34:hypertension`` -> ``ae_g34-hypertension``)."""
+    return outcome.replace(":", "-")

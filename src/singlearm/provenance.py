@@ -1,0 +1,121 @@
+"""Provenance sidecars: ``<output>.prov.json`` beside every file a rule writes.
+
+A sidecar records what made the file (rule, command line, workflow version and git state), from
+what (every input with its sha256), with which settings (the config values the rule used, the
+seed) and library versions. It holds no timestamps, so a rebuild from the same inputs and commit
+writes the same bytes.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+
+LIBRARIES = ("singlearm", "numpy", "scipy", "pandas", "matplotlib", "statsmodels", "pymc", "pytensor",
+             "arviz", "snakemake", "jsonschema")
+SUFFIX = ".prov.json"
+
+
+def sha256(path):
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sidecar_path(path):
+    """The sidecar's path for an output path."""
+    return Path(str(path) + SUFFIX)
+
+
+def workflow_version(repo=None):
+    """Package version, git commit and whether the work tree had uncommitted changes."""
+    repo = Path(repo or Path(__file__).resolve().parents[2])
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"package": __version__, "git_commit": commit, "git_dirty": bool(status) if commit else None}
+
+
+def library_versions():
+    """Installed versions of the libraries the analysis depends on (None where absent)."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _inputs(inputs):
+    listed = {}
+    for name, paths in sorted(inputs.items()):
+        for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+            listed.setdefault(name, []).append({"path": str(p), "sha256": sha256(p)})
+    return listed
+
+
+def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=None):
+    """Write ``<output>.prov.json`` describing how ``output`` was made.
+
+    Parameters
+    ----------
+    output : str or Path
+        The file just written.
+    rule : str
+        The Snakemake rule (or command) that wrote it.
+    inputs : dict
+        Input name -> path or list of paths; each is hashed.
+    config : dict
+        The config values the rule used.
+    seed : int, optional
+        The random seed, for stochastic outputs.
+    rows : list of dict, optional
+        The analysis rows behind the output (cohort, numbers, source row, URL, location, derivation).
+    extra : dict, optional
+        Anything else worth recording.
+    """
+    record = {
+        "output": {"path": str(output), "sha256": sha256(output), "bytes": os.path.getsize(output)},
+        "rule": rule,
+        "command": os.environ.get("SINGLEARM_COMMAND"),
+        "workflow": workflow_version(),
+        "inputs": _inputs(inputs),
+        "config": config,
+        "seed": seed,
+        "libraries": library_versions(),
+    }
+    if rows is not None:
+        record["rows"] = rows
+    if extra:
+        record["extra"] = extra
+    text = json.dumps(record, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n"
+    write_text(sidecar_path(output), text)
+
+
+def write_text(path, text):
+    """Write text atomically: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="\n")
+    os.replace(tmp, path)
+
+
+def write_csv(df, path):
+    """Write a DataFrame as UTF-8 CSV atomically, with stable formatting."""
+    write_text(path, df.to_csv(index=False, lineterminator="\n"))
