@@ -36,6 +36,16 @@ suppressPackageStartupMessages({
 })
 
 options(warn = 1)
+
+# Tight numerical control, so the references are the estimators' exact values rather than
+# metafor's default stopping points (REML's Fisher scoring stops at a change of 1e-5; PM and the
+# Q-profile roots use uniroot's tol = .Machine$double.eps^0.25; Q-profile searches only
+# tau2 <= 100). Every rma() call below goes through this wrapper:
+#   metafor::rma(..., control = list(threshold = 1e-12, tol = 1e-12, maxiter = 1000))
+#   confint(res, control = list(tol = 1e-12, tau2.max = 1e6, maxiter = 1000))
+RMA_CTRL <- list(threshold = 1e-12, tol = 1e-12, maxiter = 1000)
+CI_CTRL <- list(tol = 1e-12, tau2.max = 1e6, maxiter = 1000)
+rma <- function(...) metafor::rma(..., control = RMA_CTRL)
 ref_dir <- file.path("tests", "reference")
 in_dir <- file.path(ref_dir, "inputs")
 if (!dir.exists(in_dir)) stop("Run from the repository root (tests/reference/inputs not found).")
@@ -134,8 +144,8 @@ write_rma <- function(ctx, fit, res, measure, ni, re = TRUE) {
   }
   emit_list(ctx, fit, out)
   if (re && k >= 2) {
-    # confint(res)   -> Q-profile CIs for tau2, I2, H2
-    ci <- safely(ctx, paste0(fit, " confint"), confint(res)$random)
+    # confint(res, control = CI_CTRL)   -> Q-profile CIs for tau2, I2, H2
+    ci <- safely(ctx, paste0(fit, " confint"), confint(res, control = CI_CTRL)$random)
     if (!is.null(ci)) {
       emit_list(ctx, fit, list(
         tau2_lb = ci["tau^2", "ci.lb"], tau2_ub = ci["tau^2", "ci.ub"],
@@ -377,8 +387,8 @@ analyse_medians <- function(ctx, d) {
     message("skip     ", ctx_label(ctx, "MEDIAN-*"), ": no rows with CI")
     return(invisible())
   }
-  z <- qnorm(0.975)  # 1.959963984540054
-  # rma(yi = estimate, sei = (ci_high - ci_low) / (2 * qnorm(0.975)), method = "DL" / "REML")
+  z <- 1.959964  # the review's convention: SE = (upper - lower) / (2 x 1.959964)
+  # rma(yi = estimate, sei = (ci_high - ci_low) / (2 * 1.959964), method = "DL" / "REML")
   for (meth in c("DL", "REML")) {
     fit <- paste0("MEDIAN-", meth)
     safely(ctx, fit, {
@@ -386,7 +396,7 @@ analyse_medians <- function(ctx, d) {
       write_rma(ctx, fit, r, NULL, NULL, re = TRUE)
     })
   }
-  # rma(yi = log(estimate), sei = (log(ci_high) - log(ci_low)) / (2 * qnorm(0.975)), method = "DL")
+  # rma(yi = log(estimate), sei = (log(ci_high) - log(ci_low)) / (2 * 1.959964), method = "DL")
   # back-transformed with exp()
   safely(ctx, "LOGMEDIAN-DL", {
     r <- rma(yi = log(dd$estimate), sei = (log(dd$ci_high) - log(dd$ci_low)) / (2 * z),

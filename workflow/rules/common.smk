@@ -46,6 +46,8 @@ CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup
                        INPUTS["extraction"], INPUTS["studies"])
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
+# Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
+SUBGROUP_LEVELS = list(dict.fromkeys(TABLES["studies"][config["subgroup_column"]]))
 
 
 wildcard_constraints:
@@ -63,4 +65,9 @@ def all_outputs():
         "data/processed/analysis_data.csv",
         "data/processed/cleaning_log.csv",
         "data/processed/outcome_coverage.csv",
+        "results/tables/pooled_estimates.csv",
+        "results/tables/pooled_details.csv",
+        "results/tables/subgroup_tests.csv",
+        "results/tables/study_estimates.csv",
+        "results/tables/median_summary.csv",
     ]

@@ -1,0 +1,272 @@
+"""Random- and common-effect pooling of ``yi, vi`` (metafor's ``rma.uni`` stage).
+
+Intercept-only models: the pooled effect is a weighted mean with weights
+:math:`w_i = 1/(v_i + \\hat\\tau^2)`. Heterogeneity estimators (DL, REML, PM), Wald-z and
+Hartung-Knapp-Sidik-Jonkman intervals, the Higgins-Riley prediction interval and Q-profile
+confidence intervals of tau^2, I^2 and H^2. Everything is O(k) numpy, so a fit of 10,000 studies
+takes milliseconds. Results stay on the analysis scale; see :mod:`singlearm.transforms`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, special
+
+METHODS = ("EE", "DL", "REML", "PM")
+
+
+def _z(level):
+    return special.ndtri(1 - (1 - level) / 2)
+
+
+def _t(level, df):
+    return special.stdtrit(df, 1 - (1 - level) / 2)
+
+
+@dataclass(frozen=True)
+class MetaResult:
+    """A fitted intercept-only meta-analysis, on the analysis scale.
+
+    ``tau2``, ``q``, ``i2``, ``h2`` are NaN for k = 1 (no heterogeneity to estimate); the
+    prediction interval is NaN for k < 3 (t on k - 2 df). ``yi``/``vi`` are what was fitted.
+    """
+
+    method: str
+    test: str
+    k: int
+    b: float
+    se: float
+    ci_lb: float
+    ci_ub: float
+    stat: float
+    pval: float
+    tau2: float
+    q: float
+    q_df: int
+    q_p: float
+    i2: float
+    h2: float
+    pi_lb: float
+    pi_ub: float
+    level: float
+    yi: np.ndarray = field(repr=False)
+    vi: np.ndarray = field(repr=False)
+    weights: np.ndarray = field(repr=False)
+
+    def summary_frame(self):
+        """One-row DataFrame of the scalar results."""
+        import pandas as pd
+
+        keys = ["method", "test", "k", "b", "se", "ci_lb", "ci_ub", "stat", "pval", "tau2", "q", "q_df",
+                "q_p", "i2", "h2", "pi_lb", "pi_ub"]
+        return pd.DataFrame([{k: getattr(self, k) for k in keys}])
+
+
+def _q_stats(yi, wi):
+    """Cochran's Q with common-effect weights, and the 'typical' within-study variance s^2."""
+    sw = wi.sum()
+    b = (wi * yi).sum() / sw
+    q = (wi * (yi - b) ** 2).sum()
+    s2 = (len(yi) - 1) * sw / (sw**2 - (wi**2).sum())
+    return q, s2
+
+
+def tau2_dl(yi, vi):
+    """DerSimonian-Laird: :math:`\\max(0, (Q - (k-1)) / (\\sum w - \\sum w^2/\\sum w))`, :math:`w = 1/v`.
+
+    R equivalent: ``metafor::rma(yi, vi, method="DL")$tau2``.
+    """
+    wi = 1 / vi
+    q, _ = _q_stats(yi, wi)
+    sw = wi.sum()
+    return max(0.0, (q - (len(yi) - 1)) / (sw - (wi**2).sum() / sw))
+
+
+def _generalised_q(tau2, yi, vi):
+    w = 1 / (vi + tau2)
+    b = (w * yi).sum() / w.sum()
+    return (w * (yi - b) ** 2).sum()
+
+
+def _solve_generalised_q(yi, vi, target):
+    """The tau^2 >= 0 at which the generalised Q equals ``target`` (0 if it is below already at 0).
+
+    The generalised Q decreases monotonically in tau^2 (Viechtbauer 2007), so a bracketing root
+    finder is exact to machine precision.
+    """
+    if _generalised_q(0.0, yi, vi) <= target:
+        return 0.0
+    hi = max(np.var(yi, ddof=1), np.max(vi), 1e-8)
+    while _generalised_q(hi, yi, vi) > target:
+        hi *= 4
+    return optimize.brentq(lambda t: _generalised_q(t, yi, vi) - target, 0.0, hi, xtol=1e-15, rtol=1e-15,
+                           maxiter=500)
+
+
+def tau2_pm(yi, vi):
+    """Paule-Mandel: the tau^2 at which the generalised Q equals k - 1.
+
+    R equivalent: ``metafor::rma(yi, vi, method="PM")$tau2``.
+    """
+    return _solve_generalised_q(yi, vi, len(yi) - 1)
+
+
+def tau2_reml(yi, vi, tol=1e-12, max_iter=200):
+    """Restricted maximum likelihood by Fisher scoring, started at DL, never below 0.
+
+    Update :math:`\\tau^2 \\leftarrow \\tau^2 + (y'PPy - \\mathrm{tr}P) / \\mathrm{tr}(PP)` with
+    :math:`P = W - Ww w'/\\sum w`, step-halved to stay non-negative (Viechtbauer 2005).
+
+    R equivalent: ``metafor::rma(yi, vi, method="REML")$tau2``.
+    """
+    tau2 = tau2_dl(yi, vi)
+    for _ in range(max_iter):
+        w = 1 / (vi + tau2)
+        sw, sw2 = w.sum(), (w**2).sum()
+        r = yi - (w * yi).sum() / sw
+        tr_p = sw - sw2 / sw
+        tr_pp = sw2 - 2 * (w**3).sum() / sw + sw2**2 / sw**2
+        step = ((w**2 * r**2).sum() - tr_p) / tr_pp
+        new = tau2 + step
+        while new < 0:
+            step /= 2
+            new = tau2 + step
+            if step < tol:
+                new = 0.0
+                break
+        if abs(new - tau2) < tol * max(1.0, tau2):
+            return new
+        tau2 = new
+    raise RuntimeError("REML did not converge")
+
+
+_ESTIMATORS = {"EE": lambda yi, vi: 0.0, "DL": tau2_dl, "REML": tau2_reml, "PM": tau2_pm}
+
+
+def rma(yi, vi, method="DL", test="z", level=0.95):
+    """Fit an intercept-only meta-analysis.
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Effect sizes and sampling variances (e.g. from :mod:`singlearm.effects`).
+    method : {"DL", "REML", "PM", "EE"}
+        Heterogeneity estimator; ``EE`` is the common-effect (equal-effects) model.
+    test : {"z", "knha"}
+        Wald-z inference, or Hartung-Knapp-Sidik-Jonkman: :math:`SE^2 \\times
+        \\sum w_i (y_i - \\hat\\mu)^2 / (k-1)` with t on k - 1 df (not truncated).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    MetaResult
+        ``pi_lb, pi_ub`` is :math:`\\hat\\mu \\pm t_{k-2} \\sqrt{SE^2 + \\hat\\tau^2}` (Higgins,
+        Thompson & Spiegelhalter 2009; Riley et al. 2011), SE being the fit's own (HKSJ if chosen).
+        ``i2`` is :math:`100\\tau^2/(\\tau^2 + s^2)` and ``h2`` is :math:`(\\tau^2 + s^2)/s^2` with
+        :math:`s^2 = (k-1)\\sum w/((\\sum w)^2 - \\sum w^2)` (Higgins & Thompson 2002); for the
+        common-effect model they are :math:`100\\max(0, (Q-(k-1))/Q)` and :math:`Q/(k-1)`.
+
+    Notes
+    -----
+    R equivalent: ``metafor::rma(yi, vi, method=method, test=test)``, prediction interval as
+    ``predict(res, pi.type="riley")``.
+    """
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    k = len(yi)
+    if k == 0:
+        raise ValueError("no studies to pool")
+    if method not in _ESTIMATORS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    nan = float("nan")
+    if k == 1:
+        se = float(np.sqrt(vi[0]))
+        z = _z(level)
+        return MetaResult(method, test, 1, float(yi[0]), se, yi[0] - z * se, yi[0] + z * se, yi[0] / se,
+                          2 * special.ndtr(-abs(yi[0] / se)), nan, nan, 0, nan, nan, nan, nan, nan, level,
+                          yi, vi, np.ones(1))
+    tau2 = float(_ESTIMATORS[method](yi, vi))
+    w = 1 / (vi + tau2)
+    sw = w.sum()
+    b = float((w * yi).sum() / sw)
+    se = float(np.sqrt(1 / sw))
+    q, s2 = _q_stats(yi, 1 / vi)
+    q_p = float(special.chdtrc(k - 1, q))
+    if method == "EE":
+        i2 = 100 * max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
+        h2 = q / (k - 1)
+    else:
+        i2 = 100 * tau2 / (tau2 + s2)
+        h2 = (tau2 + s2) / s2
+    if test == "knha":
+        se = se * float(np.sqrt((w * (yi - b) ** 2).sum() / (k - 1)))
+        crit = _t(level, k - 1)
+        stat = b / se
+        pval = float(2 * special.stdtr(k - 1, -abs(stat)))
+    elif test == "z":
+        crit = _z(level)
+        stat = b / se
+        pval = float(2 * special.ndtr(-abs(stat)))
+    else:
+        raise ValueError(f"unknown test {test!r}; expected z or knha")
+    if k >= 3 and method != "EE":
+        half = _t(level, k - 2) * np.sqrt(se**2 + tau2)
+        pi_lb, pi_ub = b - half, b + half
+    else:
+        pi_lb = pi_ub = nan
+    return MetaResult(method, test, k, b, se, b - crit * se, b + crit * se, stat, pval, tau2, float(q), k - 1,
+                      q_p, float(i2), float(h2), float(pi_lb), float(pi_ub), level, yi, vi, w / sw)
+
+
+@dataclass(frozen=True)
+class HeterogeneityCI:
+    """Q-profile confidence intervals of tau^2, I^2 and H^2."""
+
+    tau2_lb: float
+    tau2_ub: float
+    i2_lb: float
+    i2_ub: float
+    h2_lb: float
+    h2_ub: float
+
+
+def confint_tau2(yi, vi, level=0.95):
+    """Q-profile confidence intervals for tau^2, and the I^2 and H^2 they imply (Viechtbauer 2007).
+
+    The limits solve :math:`Q_{gen}(\\tau^2) = \\chi^2_{k-1, 1-\\alpha/2}` (lower) and
+    :math:`\\chi^2_{k-1, \\alpha/2}` (upper), truncated at 0.
+
+    R equivalent: ``confint(metafor::rma(yi, vi))`` (its ``random`` block).
+    """
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    k = len(yi)
+    if k < 2:
+        nan = float("nan")
+        return HeterogeneityCI(nan, nan, nan, nan, nan, nan)
+    a = (1 - level) / 2
+    lb = _solve_generalised_q(yi, vi, special.chdtri(k - 1, a))
+    ub = _solve_generalised_q(yi, vi, special.chdtri(k - 1, 1 - a))
+    _, s2 = _q_stats(yi, 1 / vi)
+    return HeterogeneityCI(lb, ub, 100 * lb / (lb + s2), 100 * ub / (ub + s2), (lb + s2) / s2, (ub + s2) / s2)
+
+
+def subgroup_test(estimates, ses):
+    """Test for subgroup differences: Q between subgroups, each pooled with its own tau^2.
+
+    :math:`Q_b = \\sum_g w_g (\\hat\\mu_g - \\bar\\mu)^2`, :math:`w_g = 1/SE_g^2`, on G - 1 df
+    (Borenstein et al. 2009, ch. 19, separate estimates of tau^2).
+
+    R equivalent: ``metafor::rma(yi=b_g, sei=se_g, method="EE")$QE``.
+
+    Returns
+    -------
+    (q, df, p) : tuple
+    """
+    b = np.asarray(estimates, dtype=float)
+    w = 1 / np.asarray(ses, dtype=float) ** 2
+    mean = (w * b).sum() / w.sum()
+    q = float((w * (b - mean) ** 2).sum())
+    df = len(b) - 1
+    return q, df, float(special.chdtrc(df, q)) if df > 0 else float("nan")
