@@ -584,7 +584,8 @@ def attribute_divergences(bm, idata):
     dims = ("chain", "draw")
     coords = {dim: stats.coords[dim].values for dim in dims}
     by_fit = xr.DataArray(by_fit.reshape(diverging.shape + (n_p, n_f)), dims=dims + ("prior", "fit"),
-                          coords={**coords, "prior": bm.model.coords["prior"], "fit": bm.model.coords["fit"]})
+                          coords={**coords, "prior": list(bm.model.coords["prior"]),
+                                  "fit": list(bm.model.coords["fit"])})
     return by_fit, xr.DataArray(unattributed, dims=dims, coords=coords)
 
 

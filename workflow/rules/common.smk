@@ -11,8 +11,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 ROOT = Path(workflow.basedir)
-# The rule scripts import the package that sits beside this workflow, whatever environment runs them.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+# Parse time uses the package beside this workflow (rule scripts do the same via _src_path.py).
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 

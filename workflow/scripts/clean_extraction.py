@@ -1,6 +1,8 @@
 """Adapter for rule clean_extraction: read the sheets, clean, write the tables and their provenance."""
 
 import sys
+
+import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
 from pathlib import Path
 
 from singlearm import cleaning, provenance, sheets

@@ -6,6 +6,8 @@ Each output's provenance lists the per-outcome inputs and carries over the analy
 import json
 import sys
 
+import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
+
 import pandas as pd
 
 from singlearm import provenance

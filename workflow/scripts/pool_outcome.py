@@ -2,6 +2,8 @@
 
 import sys
 
+import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
+
 import pandas as pd
 
 from singlearm import pool, provenance
