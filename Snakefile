@@ -1,7 +1,12 @@
 # Meta-analysis of single-arm studies: clean -> pool (frequentist) -> outputs.
 # The methods live in workflow/rules/, the statistics in src/singlearm/.
 
-configfile: "config/config.yaml"
+# The default analysis's config, beside this file (so --directory works). Another review's
+# --configfile replaces it rather than being merged into it, so no sarcoma sheet leaks in.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
+
 
 
 include: "workflow/rules/common.smk"
