@@ -160,9 +160,9 @@ def egger_test(yi, vi, level=0.95):
 class BeggResult:
     """Begg and Mazumdar's rank correlation test: Kendall's ``tau`` and its two-sided ``pval``.
 
-    ``p_method`` is ``"exact"`` (permutation distribution, no ties) or ``"normal"``
-    (tie-corrected normal approximation, statistic ``stat`` = z); ``note`` says why the result
-    is NaN when it is.
+    ``p_method`` is ``"exact"`` (permutation distribution, no ties; ``stat`` is R's T, the number
+    of concordant pairs) or ``"normal"`` (tie-corrected normal approximation; ``stat`` is z).
+    ``note`` says why the result is NaN when it is.
     """
 
     k: int
@@ -469,5 +469,5 @@ def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=
     else:
         filled_yi = filled_vi = np.empty(0)
         res = fit.rma(yi, vi, method=method, test=test, level=level)
-    return TrimFillResult(k, float(k0), float(se_k0), side, "L0", it, res.b, res.se, res.ci_lb, res.ci_ub,
-                          res.tau2, "", filled_yi, filled_vi, res)
+    return TrimFillResult(k, float(k0), float(se_k0), side, "L0", it, float(res.b), float(res.se),
+                          float(res.ci_lb), float(res.ci_ub), float(res.tau2), "", filled_yi, filled_vi, res)
