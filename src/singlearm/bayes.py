@@ -401,12 +401,16 @@ def build_model(data, priors=None, *, kind=None, scale=IDENTITY, source="analysi
     coords = {"prior": labels, "fit": fit_ids, "study": studies["label"].tolist()}
     blocks = {}
     with pm.Model(coords=coords) as model:
-        fit_index = pm.Data("fit_index", fit_idx, dims="study")
+        pm.Data("fit_index", fit_idx, dims="study")
         pm.Data("k", k, dims="fit")
         mu_loc = np.array([prior_sets[p]["mu"]["mu"] for p in labels])[:, None]
         mu_sd = np.array([prior_sets[p]["mu"]["sigma"] for p in labels])[:, None]
-        mu = pm.Normal("mu", mu=mu_loc, sigma=mu_sd, dims=("prior", "fit"))
         blocks["mu"] = np.arange(n_p * n_f).reshape(n_p, n_f)
+        if _PARAM == "mu":
+            mu_free = pm.Normal("mu", mu=mu_loc, sigma=mu_sd, dims=("prior", "fit"))
+        else:
+            c = pm.Flat("c", dims=("prior", "fit"), initval=np.broadcast_to(_start(studies, kind, fit_idx, n_f), (n_p, n_f)))
+            blocks["c"] = blocks["mu"]
 
         # One vectorised variable per tau family; rows then put back in the order of `prior`.
         parts, rows = [], []
@@ -420,12 +424,30 @@ def build_model(data, priors=None, *, kind=None, scale=IDENTITY, source="analysi
             blocks[model.rvs_to_values[rv].name] = np.array(mine)[:, None] * n_f + np.arange(n_f)[None, :]
             parts.append(rv)
             rows.extend(mine)
-        stacked = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=0)
-        tau = pm.Deterministic("tau", stacked[np.argsort(rows)], dims=("prior", "fit"))
+        if rows == sorted(rows):
+            stacked = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=0)
+        else:
+            flat = (np.argsort(rows)[:, None] * n_f + np.arange(n_f)[None, :]).ravel()
+            stacked = pt.concatenate([x.ravel() for x in parts])[flat].reshape((n_p, n_f))
+        tau = pm.Deterministic("tau", stacked, dims=("prior", "fit"))
 
         z = pm.Normal("z", 0.0, 1.0, dims=("prior", "study"))
         blocks["z"] = np.arange(n_p)[:, None] * n_f + fit_idx[None, :]
-        theta = pm.Deterministic("theta", mu[:, fit_index] + tau[:, fit_index] * z, dims=("prior", "study"))
+        # Gather from the flattened (prior, fit) vectors: PyTensor has C code for the gradient
+        # of a 1-d gather only; 2-d indexing (and dot, without a BLAS) falls back to Python
+        # and tripled the cost of a gradient.
+        gather = blocks["z"].ravel()
+
+        def per_study(x):
+            return x.ravel()[gather].reshape((n_p, n_s))
+
+        if _PARAM == "mu":
+            mu = mu_free
+        else:
+            zbar = pt.zeros(n_p * n_f)[gather].inc(z.ravel()).reshape((n_p, n_f)) / k[None, :]
+            mu = pm.Deterministic("mu", c - tau * zbar, dims=("prior", "fit"))
+            pm.Potential("mu_prior", pm.logp(pm.Normal.dist(mu_loc, mu_sd), mu), dims=("prior", "fit"))
+        theta = pm.Deterministic("theta", per_study(mu) + per_study(tau) * z, dims=("prior", "study"))
         z_new = pm.Normal("z_new", 0.0, 1.0, dims=("prior", "fit"))
         blocks["z_new"] = blocks["mu"]
 
@@ -445,6 +467,18 @@ def build_model(data, priors=None, *, kind=None, scale=IDENTITY, source="analysi
             pm.Deterministic("theta_new", mu + tau * z_new, dims=("prior", "fit"))
     return BayesModel(model=model, kind=kind, scale=scale, fits=fits, studies=studies,
                       priors=prior_sets, blocks=blocks)
+
+
+_PARAM = "c"
+
+
+def _start(studies, kind, fit_idx, n_f):
+    if kind == PROPORTION:
+        e = np.bincount(fit_idx, studies["events"], n_f)
+        t = np.bincount(fit_idx, studies["total"], n_f)
+        p = (e + 0.5) / (t + 1.0)
+        return np.log(p / (1 - p))
+    return np.bincount(fit_idx, studies["yi"], n_f) / np.bincount(fit_idx, minlength=n_f)
 
 
 def _stored_vars(kind):
@@ -514,17 +548,13 @@ def _block_logp_fn(bm):
     """Compiled function: point (value variables) -> log density of each (prior, fit) block."""
     model = bm.model
     n_p, n_f = len(model.coords["prior"]), len(model.coords["fit"])
-    onehot = np.zeros((len(bm.studies), n_f))
-    onehot[np.arange(len(bm.studies)), model["fit_index"].get_value()] = 1.0
     rvs = model.free_RVs + model.observed_RVs
     block = pt.zeros((n_p * n_f,))
     for rv, term in zip(rvs, model.logp(vars=rvs, sum=False)):
         name = model.rvs_to_values[rv].name if rv in model.rvs_to_values else rv.name
-        if name in ("z", "events", "yi"):  # per-study terms summed into their fit
-            block = block + pt.dot(term, onehot).reshape((n_p * n_f,))
-        else:
-            index = bm.blocks[name].ravel()
-            block = pt.inc_subtensor(block[index], term.ravel())
+        # Per-study terms (z, the data) are summed into their fit's block.
+        index = bm.blocks["z" if name in ("events", "yi") else name].ravel()
+        block = pt.inc_subtensor(block[index], term.ravel())
     return model.compile_fn(block, inputs=model.value_vars, point_fn=True)
 
 
