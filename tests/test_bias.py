@@ -64,7 +64,8 @@ EGGER_MAP = {"zval": "stat", "pval": "pval", "dfs": "df", "est": "est"}
 BEGG_MAP = {"tau": "tau", "pval": "pval"}
 TF_MAP = {"k0": "k0", "b": "b", "se": "se", "ci_lb": "ci_lb", "ci_ub": "ci_ub", "tau2": "tau2"}
 TF_BT = {"est_bt": "b", "ci_lb_bt": "ci_lb", "ci_ub_bt": "ci_ub"}
-KNOWN = {"EGGER": set(EGGER_MAP), "BEGG": set(BEGG_MAP), "TRIMFILL": set(TF_MAP) | set(TF_BT) | {"side", "yi", "vi"}}
+KNOWN = {"EGGER": set(EGGER_MAP), "BEGG": set(BEGG_MAP),
+         "TRIMFILL": set(TF_MAP) | set(TF_BT) | {"side", "yi", "vi"}}
 TOLERANCE = {"EGGER": TOL_CLOSED, "BEGG": TOL_CLOSED, "TRIMFILL": TOL_ITERATIVE}
 
 _CACHE = {}

@@ -99,7 +99,8 @@ def _assert_close(ours, ref, tol, what):
     both_nan = np.isnan(ours) & np.isnan(ref)
     dev = np.where(both_nan, 0.0, np.abs(ours - ref))
     bound = tol * np.fmax(1.0, np.abs(ref))
-    assert np.all(both_nan | (dev <= bound)), f"{what}: max deviation {np.nanmax(dev):.3g} (tolerance {tol:g}); ours {ours}, metafor {ref}"
+    assert np.all(both_nan | (dev <= bound)), \
+        f"{what}: max deviation {np.nanmax(dev):.3g} (tolerance {tol:g}); ours {ours}, metafor {ref}"
     return float(np.nanmax(dev)) if dev.size else 0.0
 
 
