@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REF = Path(__file__).parent / "reference"
@@ -45,3 +46,16 @@ def median_datasets():
         for level, sub in part.groupby("subgroup", sort=True):
             sets.append((outcome, level, sub))
     return sets
+
+
+def reference_table():
+    """The reference CSV as a DataFrame (ids as text, ``value`` numeric with NaN for R's NA)."""
+    ref = pd.read_csv(REF / "metafor_values.csv", dtype=str, keep_default_na=False)
+    ref["value"] = pd.to_numeric(ref["value"].replace("", np.nan))
+    return ref
+
+
+def proportion_inputs():
+    """{(dataset, outcome, subgroup): DataFrame(study, events, total)} as make_reference.R builds them."""
+    return {(d, o, s): rows[["study", "events", "total"]].astype({"study": str}).reset_index(drop=True)
+            for d, o, s, rows in proportion_datasets()}

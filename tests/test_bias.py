@@ -20,9 +20,8 @@ from singlearm import bias
 from singlearm.effects import proportion_effects
 from singlearm.transforms import ilogit, ipft_hm
 
-from conftest import ROOT
+from reference_data import proportion_inputs, reference_table
 
-REF_DIR = ROOT / "tests" / "reference"
 TOL_CLOSED = 1e-8  # Egger (weighted least squares), Begg's tau and p: closed forms
 TOL_ITERATIVE = 1e-6  # trim-and-fill: iterated fits
 
@@ -31,30 +30,9 @@ TOL_ITERATIVE = 1e-6  # trim-and-fill: iterated fits
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_reference():
-    ref = pd.read_csv(REF_DIR / "metafor_values.csv", dtype=str, keep_default_na=False)
-    ref["value"] = pd.to_numeric(ref["value"].replace("", np.nan))
-    return ref
 
-
-def _read_inputs():
-    out = {}
-    for name in ("miller1978", "pritz1997"):
-        out[(name, "orr", "overall")] = pd.read_csv(REF_DIR / "inputs" / f"{name}.csv", dtype={"study": str})
-    edge = pd.read_csv(REF_DIR / "inputs" / "edge_cases.csv", dtype={"study": str})
-    for ds, d in edge.groupby("dataset", sort=False):
-        out[(ds, "orr", "overall")] = d[["study", "events", "total"]]
-    sp = pd.read_csv(REF_DIR / "inputs" / "sarcoma_proportions.csv", dtype={"study": str, "subgroup": str})
-    sp = sp.dropna(subset=["outcome", "subgroup", "study", "events", "total"])
-    for oc, d in sp.groupby("outcome"):
-        out[("sarcoma", oc, "overall")] = d[["study", "events", "total"]]
-        for lv, dd in d.groupby("subgroup"):
-            out[("sarcoma", oc, lv)] = dd[["study", "events", "total"]]
-    return {key: d.reset_index(drop=True) for key, d in out.items()}
-
-
-REF = _read_reference()
-INPUTS = _read_inputs()
+REF = reference_table()
+INPUTS = proportion_inputs()
 OURS = REF[REF.fit.str.match(r"^(EGGER|BEGG|TRIMFILL)-")]
 GROUPS = [(key, rows) for key, rows in OURS.groupby(["dataset", "outcome", "subgroup", "fit", "quantity"],
                                                     sort=False)]

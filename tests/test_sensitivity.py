@@ -21,9 +21,8 @@ from singlearm import fit, sensitivity
 from singlearm.effects import proportion_effects
 from singlearm.transforms import ilogit, ipft_hm
 
-from conftest import ROOT
+from reference_data import proportion_inputs, reference_table
 
-REF_DIR = ROOT / "tests" / "reference"
 TOL_CLOSED = 1e-8  # DL and common-effect deletion fits: closed forms, agree to rounding
 TOL_ITERATIVE = 1e-6  # REML / PM deletion fits (iterative tau^2)
 
@@ -32,32 +31,9 @@ TOL_ITERATIVE = 1e-6  # REML / PM deletion fits (iterative tau^2)
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_reference():
-    ref = pd.read_csv(REF_DIR / "metafor_values.csv", dtype=str, keep_default_na=False)
-    ref["value"] = pd.to_numeric(ref["value"].replace("", np.nan))
-    return ref
 
-
-def _read_inputs():
-    """{(dataset, outcome, subgroup): DataFrame(study, events, total)} as make_reference.R builds them."""
-    out = {}
-    for name in ("miller1978", "pritz1997"):
-        d = pd.read_csv(REF_DIR / "inputs" / f"{name}.csv", dtype={"study": str})
-        out[(name, "orr", "overall")] = d
-    edge = pd.read_csv(REF_DIR / "inputs" / "edge_cases.csv", dtype={"study": str})
-    for ds, d in edge.groupby("dataset", sort=False):
-        out[(ds, "orr", "overall")] = d[["study", "events", "total"]]
-    sp = pd.read_csv(REF_DIR / "inputs" / "sarcoma_proportions.csv", dtype={"study": str, "subgroup": str})
-    sp = sp.dropna(subset=["outcome", "subgroup", "study", "events", "total"])
-    for oc, d in sp.groupby("outcome"):
-        out[("sarcoma", oc, "overall")] = d[["study", "events", "total"]]
-        for lv, dd in d.groupby("subgroup"):
-            out[("sarcoma", oc, lv)] = dd[["study", "events", "total"]]
-    return {key: d.reset_index(drop=True) for key, d in out.items()}
-
-
-REF = _read_reference()
-INPUTS = _read_inputs()
+REF = reference_table()
+INPUTS = proportion_inputs()
 
 LOO_MAP = {"loo_b": "b", "loo_se": "se", "loo_ci_lb": "ci_lb", "loo_ci_ub": "ci_ub", "loo_tau2": "tau2",
            "loo_i2": "i2", "loo_q": "q"}

@@ -32,18 +32,6 @@ def _scalar_frame(obj):
     return pd.DataFrame([row])
 
 
-def _as_arrays(yi, vi):
-    yi = np.asarray(yi, dtype=float)
-    vi = np.asarray(vi, dtype=float)
-    if yi.ndim != 1 or yi.shape != vi.shape:
-        raise ValueError(f"yi and vi must be 1-D and of equal length (got shapes {yi.shape} and {vi.shape})")
-    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
-        raise ValueError("yi and vi must be finite; drop or fix studies with missing effect sizes first")
-    if np.any(vi <= 0):
-        bad = np.flatnonzero(vi <= 0).tolist()
-        raise ValueError(f"sampling variances must be positive; vi <= 0 at positions {bad}")
-    return yi, vi
-
 
 def underpowered_note(k):
     """The Cochrane Handbook's caution for asymmetry tests on fewer than 10 studies, else "".
@@ -118,7 +106,7 @@ def egger_test(yi, vi, level=0.95):
     R equivalent: ``metafor::regtest(rma(yi, vi), model="lm", predictor="sei")`` (``zval``,
     ``pval``, ``dfs``, ``est``); Stata ``metabias, egger``.
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     nan = float("nan")
     if k < 3:
@@ -241,7 +229,7 @@ def begg_test(yi, vi):
 
     R equivalent: ``metafor::ranktest(rma(yi, vi))`` (``tau``, ``pval``).
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     nan = float("nan")
     if k < 2:
@@ -414,7 +402,7 @@ def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=
 
     R equivalent: ``metafor::trimfill(rma(yi, vi, method=method))`` (estimator ``"L0"``).
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     if method not in fit.METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(fit.METHODS)}")

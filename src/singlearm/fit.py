@@ -15,6 +15,20 @@ from scipy import optimize, special
 METHODS = ("EE", "DL", "REML", "PM")
 
 
+def as_effects(yi, vi):
+    """``yi, vi`` as float arrays, refusing shapes, non-finite values or variances <= 0."""
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    if yi.ndim != 1 or yi.shape != vi.shape:
+        raise ValueError(f"yi and vi must be 1-D and of equal length (got shapes {yi.shape} and {vi.shape})")
+    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
+        raise ValueError("yi and vi must be finite; drop or fix studies with missing effect sizes first")
+    if np.any(vi <= 0):
+        bad = np.flatnonzero(vi <= 0).tolist()
+        raise ValueError(f"sampling variances must be positive; vi <= 0 at positions {bad}")
+    return yi, vi
+
+
 def _z(level):
     return special.ndtri(1 - (1 - level) / 2)
 

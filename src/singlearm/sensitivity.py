@@ -28,18 +28,6 @@ _BLOCK_CELLS = 2_000_000
 _RESID_ZERO = 100 * np.finfo(float).eps
 
 
-def _as_arrays(yi, vi):
-    yi = np.asarray(yi, dtype=float)
-    vi = np.asarray(vi, dtype=float)
-    if yi.ndim != 1 or yi.shape != vi.shape:
-        raise ValueError(f"yi and vi must be 1-D and of equal length (got shapes {yi.shape} and {vi.shape})")
-    if not (np.all(np.isfinite(yi)) and np.all(np.isfinite(vi))):
-        raise ValueError("yi and vi must be finite; drop or fix studies with missing effect sizes first")
-    if np.any(vi <= 0):
-        bad = np.flatnonzero(vi <= 0).tolist()
-        raise ValueError(f"sampling variances must be positive; vi <= 0 at positions {bad}")
-    return yi, vi
-
 
 def _labels(labels, k):
     if labels is None:
@@ -183,7 +171,7 @@ def leave_one_out(yi, vi, method="DL", test="z", level=0.95, labels=None):
     R equivalent: ``metafor::leave1out(rma(yi, vi, method=method, test=test))`` (columns
     ``estimate, se, zval, pval, ci.lb, ci.ub, Q, Qp, tau2, I2, H2``).
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     _check(method, test, k)
     d = _deletion_fits(yi, vi, method, test, level)
@@ -236,7 +224,7 @@ def influence(yi, vi, method="DL", test="z", level=0.95, labels=None):
     R equivalent: ``metafor::influence(rma(yi, vi, method=method))$inf`` (columns
     ``rstudent, dffits, cook.d, cov.r, tau2.del, QE.del, hat, weight``).
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     _check(method, test, k)
     full, vb_full = _full_fit(yi, vi, method, test, level)
@@ -284,7 +272,7 @@ def baujat(yi, vi, method="DL", test="z", level=0.95, labels=None):
     -----
     R equivalent: ``metafor::baujat(rma(yi, vi, method=method))`` (its invisible ``x, y``).
     """
-    yi, vi = _as_arrays(yi, vi)
+    yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     _check(method, test, k)
     full, _ = _full_fit(yi, vi, method, test, level)
