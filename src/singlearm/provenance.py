@@ -107,6 +107,26 @@ def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=N
     write_text(sidecar_path(output), text)
 
 
+def inputs_digest(inputs):
+    """Short hash (12 hex digits) of every input's path and sha256: changes when any input does."""
+    h = hashlib.sha256()
+    for name, files in _inputs(inputs).items():
+        for f in files:
+            h.update(f"{name}\0{f['path']}\0{f['sha256']}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def stamp(inputs):
+    """The provenance stamp printed on figures and under Markdown tables.
+
+    ``singlearm 0.1.0 · 60a2f4c · inputs 1a2b3c4d5e6f``: package version, short git commit
+    (``+dirty`` when the work tree had uncommitted changes) and :func:`inputs_digest`.
+    """
+    v = workflow_version()
+    commit = (v["git_commit"] or "no-git")[:7] + ("+dirty" if v["git_dirty"] else "")
+    return f"singlearm {v['package']} \u00b7 {commit} \u00b7 inputs {inputs_digest(inputs)}"
+
+
 def write_text(path, text):
     """Write text atomically: a reader never sees a half-written file."""
     path = Path(path)
