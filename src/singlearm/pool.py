@@ -48,6 +48,88 @@ class PooledOutcome:
     median_summary: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class AnalysisScale:
+    """The rows of one meta-analysis on a method's analysis scale, with its back-transform.
+
+    ``back(b, n)`` maps an analysis-scale value pooled from studies with sizes ``n`` to the
+    reporting scale (a proportion or months): for Freeman-Tukey the harmonic mean of exactly
+    the n that were pooled, so leave-one-out rows pass the k - 1 remaining n.
+    """
+
+    method: str
+    cohorts: np.ndarray
+    yi: np.ndarray
+    vi: np.ndarray
+    n: np.ndarray
+    estimator: str
+    test: str
+    scale: str
+    back: object
+
+    @property
+    def k(self):
+        return len(self.yi)
+
+
+def _identity(b, n):
+    return np.asarray(b, dtype=float)
+
+
+def _ilogit(b, n):
+    return transforms.ilogit(b)
+
+
+def _exp(b, n):
+    return np.exp(b)
+
+
+def analysis_scale(rows, method):
+    """Effect sizes of ``rows`` (one outcome, one subgroup) for an rma-based method id.
+
+    Proportions use every row; medians only the rows with a 95% CI (their SE comes from it).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Cleaned analysis rows (``cohort_id, kind, events, total, estimate, ci_low, ci_high,
+        has_ci``).
+    method : str
+        A key of :data:`PROPORTION_METHODS` (except GLMM-ML) or :data:`MEDIAN_METHODS`.
+
+    Returns
+    -------
+    AnalysisScale
+
+    Notes
+    -----
+    R equivalent: ``metafor::escalc(measure="PFT", xi=events, ni=total)`` (or ``"PLO"``).
+    """
+    if method in MEDIAN_METHODS:
+        scale, estimator, test = MEDIAN_METHODS[method]
+        part = rows[rows["has_ci"].astype(bool)]
+        yi, vi = effects.median_effects(part["estimate"], part["ci_low"], part["ci_high"], scale)
+        back = _exp if scale == "log" else _identity
+        n = part["total"].to_numpy(float)
+    elif method in PROPORTION_METHODS and method != "GLMM-ML":
+        measure, estimator, test = PROPORTION_METHODS[method]
+        part = rows
+        n = part["total"].to_numpy(float)
+        yi, vi = effects.proportion_effects(part["events"].to_numpy(float), n, measure)
+        scale = "pft" if measure == "PFT" else "logit"
+        back = transforms.ipft_hm if measure == "PFT" else _ilogit
+    else:
+        raise ValueError(f"method {method!r} has no rma analysis scale; expected one of "
+                         f"{', '.join(m for m in [*PROPORTION_METHODS, *MEDIAN_METHODS] if m != 'GLMM-ML')}")
+    return AnalysisScale(method, part["cohort_id"].to_numpy(), np.asarray(yi, float), np.asarray(vi, float), n,
+                         estimator, test, scale, back)
+
+
+def primary_for(kind, primary_method, primary_median_method):
+    """The method id used for an outcome kind's main analyses (sensitivity, bias, figures)."""
+    return primary_median_method if kind == "median" else primary_method
+
+
 def _fit_proportions(method, x, n, level):
     """Fit one proportion method; returns (analysis-scale fit fields, back-transform function)."""
     measure, estimator, test = PROPORTION_METHODS[method]

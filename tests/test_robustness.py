@@ -1,0 +1,185 @@
+"""The robustness tables (leave-one-out, influence, bias tests, scenarios) against metafor and by hand.
+
+The reference values are metafor's ``leave1out``, ``influence``, ``baujat``, ``regtest(model="lm")``,
+``ranktest`` and ``trimfill`` on the sarcoma outcomes x subgroups with k >= 3 (tests/reference/
+make_reference.R, fit ids ``LOO-PFT-DL`` etc.). Here they check the wiring: that each table row
+holds metafor's number for the right cohort, back-transformed with the right n.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reference_data import proportion_inputs, reference_table
+from singlearm import pool, robustness, transforms
+
+TOL_CLOSED = 1e-8      # DL fits, Egger's regression, Kendall's tau: closed forms
+TOL_ITERATIVE = 1e-6   # trim-and-fill iterates DL fits to a fixed k0
+
+REF = reference_table()
+SARCOMA = {(o, s): d for (ds, o, s), d in proportion_inputs().items() if ds == "sarcoma"}
+
+
+def ref(outcome, subgroup, fit, quantity, study=""):
+    hit = REF[(REF.dataset == "sarcoma") & (REF.outcome == outcome) & (REF.subgroup == subgroup) & (REF.fit == fit)
+              & (REF.quantity == quantity) & (REF.study == study)]
+    assert len(hit) == 1, (outcome, subgroup, fit, quantity, study)
+    return float(hit["value"].iloc[0])
+
+
+def analysis_rows(outcome, data, subgroup):
+    """Cleaned-analysis-shaped rows for one reference data set."""
+    return pd.DataFrame({"cohort_id": data["study"], "study_id": data["study"], "outcome": outcome, "kind": "proportion",
+                         "subgroup": subgroup, "events": data["events"].astype(float),
+                         "total": data["total"].astype(float), "has_ci": False, "design": "prospective",
+                         "derivation": "reported", "location": "Abstract"})
+
+
+CASES = [(o, s) for (o, s), d in SARCOMA.items() if len(d) >= robustness.MIN_K]
+
+
+def test_reference_covers_the_analyses():
+    assert {"orr", "dcr"} <= {o for o, _ in CASES}
+    assert len(CASES) >= 8
+
+
+@pytest.mark.parametrize("outcome,subgroup", CASES)
+def test_tables_hold_metafor_values(outcome, subgroup):
+    data = SARCOMA[(outcome, subgroup)]
+    rows = analysis_rows(outcome, data, "x" if subgroup == "overall" else subgroup)
+    r = robustness.robustness(rows, outcome, method="PFT-DL")
+    part = "overall"
+    loo = r.leave_one_out[r.leave_one_out.subgroup == part].set_index("omitted")
+    assert list(loo.index) == list(data["study"])
+    for study in data["study"]:
+        row = loo.loc[study]
+        assert row["k"] == len(data) - 1
+        assert row["estimate"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_est_bt", study), abs=TOL_CLOSED)
+        assert row["ci_low"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_ci_lb_bt", study), abs=TOL_CLOSED)
+        assert row["ci_high"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_ci_ub_bt", study), abs=TOL_CLOSED)
+        assert row["tau2"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_tau2", study), abs=TOL_CLOSED)
+        assert row["i2"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_i2", study), abs=TOL_CLOSED)
+        assert row["q"] == pytest.approx(ref(outcome, subgroup, "LOO-PFT-DL", "loo_q", study), abs=TOL_CLOSED)
+    inf = r.influence[r.influence.subgroup == part].set_index("cohort_id")
+    for study in data["study"]:
+        for col, q in [("rstudent", "rstudent"), ("cook_d", "cook_d"), ("dffits", "dffits"), ("hat", "hat")]:
+            assert inf.loc[study, col] == pytest.approx(ref(outcome, subgroup, "INF-PFT-DL", q, study), abs=TOL_CLOSED)
+        assert inf.loc[study, "baujat_x"] == pytest.approx(ref(outcome, subgroup, "BAUJAT-PFT-DL", "baujat_x", study),
+                                                           abs=TOL_CLOSED)
+        assert inf.loc[study, "baujat_y"] == pytest.approx(ref(outcome, subgroup, "BAUJAT-PFT-DL", "baujat_y", study),
+                                                           abs=TOL_CLOSED)
+    pb = r.publication_bias[r.publication_bias.subgroup == part].set_index("test")
+    assert pb.loc["egger", "statistic"] == pytest.approx(ref(outcome, subgroup, "EGGER-PFT-DL", "zval"), abs=TOL_CLOSED)
+    assert pb.loc["egger", "p_value"] == pytest.approx(ref(outcome, subgroup, "EGGER-PFT-DL", "pval"), abs=TOL_CLOSED)
+    assert pb.loc["begg", "statistic"] == pytest.approx(ref(outcome, subgroup, "BEGG-PFT-DL", "tau"), abs=TOL_CLOSED)
+    assert pb.loc["begg", "p_value"] == pytest.approx(ref(outcome, subgroup, "BEGG-PFT-DL", "pval"), abs=TOL_CLOSED)
+    tf = pb.loc["trimfill"]
+    assert tf["k0"] == ref(outcome, subgroup, "TRIMFILL-PFT-DL", "k0")
+    for col, q in [("adjusted_estimate", "est_bt"), ("adjusted_ci_low", "ci_lb_bt"), ("adjusted_ci_high", "ci_ub_bt")]:
+        assert tf[col] == pytest.approx(ref(outcome, subgroup, "TRIMFILL-PFT-DL", q), abs=TOL_ITERATIVE)
+    fun = r.funnel[r.funnel.subgroup == part]
+    assert fun["imputed"].sum() == tf["k0"]
+    assert (pb["k"] == len(data)).all()
+
+
+def test_underpowered_note_below_ten_studies():
+    data = SARCOMA[("orr", "overall")]
+    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL")
+    assert len(data) < 10
+    assert r.publication_bias["note"].str.contains("Fewer than 10 studies").all()
+
+
+def test_leave_one_out_back_transforms_with_the_remaining_n():
+    # hand check: the LOO row omitting study i is the PFT-DL fit of the others, back-transformed
+    # with the harmonic mean of exactly their n (a big study moves the harmonic mean a lot)
+    rows = analysis_rows("orr", pd.DataFrame({"study": ["a", "b", "c", "d"], "events": [2, 5, 9, 40],
+                                              "total": [10, 30, 41, 400]}), "sts")
+    r = robustness.robustness(rows, "orr", method="PFT-DL")
+    keep = rows[rows.cohort_id != "d"]
+    s = pool.analysis_scale(keep, "PFT-DL")
+    from singlearm.fit import rma
+    b = rma(s.yi, s.vi, "DL").b
+    expected = float(transforms.ipft_hm(b, [10, 30, 41]))
+    wrong = float(transforms.ipft_hm(b, [10, 30, 41, 400]))
+    got = r.leave_one_out.query("subgroup == 'overall'").set_index("omitted").loc["d", "estimate"]
+    assert got == pytest.approx(expected, abs=TOL_CLOSED)
+    assert abs(got - wrong) > 1e-4
+
+
+def test_flags_estimate_outside_full_ci():
+    # one large cohort at 13% among four small ones near 10%: it dominates the pooled rate, and
+    # without it the estimate (9.7%) falls below the full CI (10.2-13.6%)
+    rows = analysis_rows("orr", pd.DataFrame({"study": list("abcde"), "events": [8, 12, 10, 9, 130],
+                                              "total": [100, 100, 100, 100, 1000]}), "sts")
+    loo = robustness.robustness(rows, "orr", method="PFT-DL").leave_one_out.query("subgroup == 'overall'")
+    loo = loo.set_index("omitted")
+    assert loo.loc["e", "outside_full_ci"] and "outside the full-data CI" in loo.loc["e", "flag"]
+    assert not loo.loc[list("abcd"), "outside_full_ci"].any()
+
+
+def test_flags_i2_change_beyond_margin():
+    # one outlying cohort carries nearly all the heterogeneity
+    rows = analysis_rows("orr", pd.DataFrame({"study": list("abcde"), "events": [20, 22, 18, 21, 60],
+                                              "total": [200] * 5}), "sts")
+    loo = robustness.robustness(rows, "orr", method="PFT-DL", i2_margin=25).leave_one_out
+    loo = loo.query("subgroup == 'overall'").set_index("omitted")
+    assert loo.loc["e", "i2_change"] < -25 and "I\u00b2 changes by" in loo.loc["e", "flag"]
+    assert loo.loc["a", "flag"] == ""
+    wide = robustness.robustness(rows, "orr", method="PFT-DL", i2_margin=99).leave_one_out
+    assert (wide["flag"] == "").all()
+
+
+def test_fewer_than_three_studies_gives_no_rows():
+    rows = analysis_rows("orr", pd.DataFrame({"study": ["a", "b"], "events": [1, 2], "total": [10, 20]}), "sts")
+    r = robustness.robustness(rows, "orr", method="PFT-DL")
+    assert r.leave_one_out.empty and r.influence.empty and r.publication_bias.empty
+    assert list(r.leave_one_out.columns) == robustness.LOO_COLUMNS
+
+
+def test_zero_event_cohorts_are_analysed():
+    rows = analysis_rows("orr", pd.DataFrame({"study": list("abcd"), "events": [0, 0, 3, 1],
+                                              "total": [20, 15, 30, 25]}), "sts")
+    r = robustness.robustness(rows, "orr", method="PFT-DL")
+    assert len(r.leave_one_out) == 8  # overall and the one subgroup
+    assert np.isfinite(r.leave_one_out["estimate"]).all()
+    assert (r.leave_one_out["estimate"] >= 0).all()
+
+
+SCENARIOS = [
+    {"id": "all_methods", "description": "every method", "all_methods": True},
+    {"id": "prospective_only", "description": "prospective", "keep": {"design": ["prospective"]}},
+    {"id": "excluding_rebuilt", "description": "no rebuilt counts", "keep": {"derivation": ["reported", "arithmetic"]}},
+    {"id": "no_conference", "description": "no abstracts", "drop_matching": {"location": "meeting abstract"}},
+]
+
+
+def test_scenarios_select_the_right_cohorts():
+    data = pd.DataFrame({"study": list("abcde"), "events": [5, 8, 3, 10, 7], "total": [40, 50, 30, 60, 45]})
+    rows = analysis_rows("orr", data, "sts")
+    rows["design"] = ["prospective", "prospective", "retrospective", "prospective", "retrospective"]
+    rows["derivation"] = ["reported", "from_percent", "arithmetic", "reported", "reported"]
+    rows["location"] = ["Abstract", "ASCO Annual Meeting abstract", "Abstract", "Abstract", "Abstract"]
+    sc = robustness.robustness(rows, "orr", method="PFT-DL", scenarios=SCENARIOS).scenarios
+    methods = sc[sc.scenario == "all_methods"]
+    sc = sc[sc.scenario != "all_methods"].set_index("scenario")
+    main = pool.pool_outcome(rows, "orr").estimates
+    assert list(methods["method"]) == list(pool.PROPORTION_METHODS)
+    assert methods.set_index("method").loc["GLMM-ML", "estimate"] == pytest.approx(
+        main.query("subgroup == 'overall' and method == 'GLMM-ML'")["estimate"].iloc[0], abs=TOL_CLOSED)
+    assert sc.loc["prospective_only", "dropped"] == "c;e"
+    assert sc.loc["excluding_rebuilt", "dropped"] == "b"
+    assert sc.loc["no_conference", "dropped"] == "b"
+    expected = pool.pool_outcome(rows[rows.design == "prospective"], "orr").estimates
+    expected = expected.query("subgroup == 'overall' and method == 'PFT-DL'").iloc[0]
+    assert sc.loc["prospective_only", "estimate"] == pytest.approx(expected["estimate"], abs=TOL_CLOSED)
+    assert sc.loc["prospective_only", "k"] == 3
+    full = main.query("subgroup == 'overall' and method == 'PFT-DL'")["estimate"].iloc[0]
+    assert sc.loc["prospective_only", "difference"] == pytest.approx(expected["estimate"] - full, abs=TOL_CLOSED)
+
+
+def test_scenario_that_leaves_nothing_says_so():
+    rows = analysis_rows("orr", pd.DataFrame({"study": ["a", "b"], "events": [1, 2], "total": [10, 20]}), "sts")
+    sc = robustness.robustness(rows, "orr", method="PFT-DL",
+                               scenarios=[{"id": "retro", "description": "r", "keep": {"design": ["retrospective"]}}])
+    row = sc.scenarios.iloc[0]
+    assert row["k"] == 0 and np.isnan(row["estimate"]) and row["note"] == "no cohort left to pool"

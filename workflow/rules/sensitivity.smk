@@ -1,0 +1,48 @@
+# Sensitivity and small-study analyses on the primary method's scale: leave-one-out, influence
+# and Baujat coordinates, Egger's and Begg's tests and trim-and-fill (each outcome x subgroup
+# with k >= 3), and the alternative analyses of config "sensitivity.scenarios".
+
+
+rule analyse_robustness:
+    input:
+        analysis="data/processed/analysis_data.csv",
+    output:
+        leave_one_out="results/sensitivity/{outcome}/leave_one_out.csv",
+        influence="results/sensitivity/{outcome}/influence.csv",
+        publication_bias="results/sensitivity/{outcome}/publication_bias.csv",
+        funnel="results/sensitivity/{outcome}/funnel.csv",
+        scenarios="results/sensitivity/{outcome}/scenarios.csv",
+    params:
+        outcome=lambda wc: SLUGS[wc.outcome],
+        method=lambda wc: primary_method(SLUGS[wc.outcome]),
+        levels=SUBGROUP_LEVELS,
+        scenarios=config["sensitivity"]["scenarios"],
+        i2_change=config["sensitivity"]["i2_change"],
+        settings=config["frequentist"],
+    log:
+        "results/logs/analyse_robustness/{outcome}.log",
+    conda:
+        "../../envs/pool.yaml"
+    script:
+        "../scripts/analyse_robustness.py"
+
+
+rule gather_robustness:
+    input:
+        leave_one_out=expand("results/sensitivity/{outcome}/leave_one_out.csv", outcome=SLUGS),
+        influence=expand("results/sensitivity/{outcome}/influence.csv", outcome=SLUGS),
+        publication_bias=expand("results/sensitivity/{outcome}/publication_bias.csv", outcome=SLUGS),
+        funnel=expand("results/sensitivity/{outcome}/funnel.csv", outcome=SLUGS),
+        scenarios=expand("results/sensitivity/{outcome}/scenarios.csv", outcome=SLUGS),
+    output:
+        leave_one_out="results/tables/leave_one_out.csv",
+        influence="results/tables/influence.csv",
+        publication_bias="results/tables/publication_bias.csv",
+        funnel="results/tables/funnel_data.csv",
+        scenarios="results/tables/sensitivity_summary.csv",
+    log:
+        "results/logs/gather_robustness.log",
+    conda:
+        "../../envs/pool.yaml"
+    script:
+        "../scripts/gather_tables.py"
