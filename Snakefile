@@ -1,4 +1,5 @@
-# Meta-analysis of single-arm studies: clean -> pool (frequentist) -> outputs.
+# Meta-analysis of single-arm studies: clean -> pool (frequentist, Bayesian) -> sensitivity and bias
+# -> figures and tables.
 # The methods live in workflow/rules/, the statistics in src/singlearm/.
 
 # The default analysis's config, beside this file (so --directory works). Another review's
@@ -12,6 +13,9 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/clean.smk"
 include: "workflow/rules/pool.smk"
+include: "workflow/rules/bayes.smk"
+include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

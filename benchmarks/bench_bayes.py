@@ -6,9 +6,8 @@ needed), the summary, time per fit, and peak memory of this process and of the s
 worker processes. Data sets:
 
 * ``real``: the review's fits (every outcome x overall and each subgroup) from
-  data/processed/analysis_data.csv, when the workflow has written it; median SEs from the
-  CI as the review does, (upper - lower) / (2 x 1.959964), medians without both limits
-  left out.
+  data/processed/analysis_data.csv, when the workflow has written it, built by
+  ``singlearm.comparison.bayes_data`` exactly as the workflow does.
 * ``simulated``: 54 proportion fits with k = 1..16 (20 with k = 1) and 6 median fits,
   with (mu, tau) and study sizes in the review's range: heavier than the real set.
 
@@ -38,7 +37,6 @@ import pandas as pd
 T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSIS = ROOT / "data" / "processed" / "analysis_data.csv"
-Z975 = 1.959964
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages(library(brms))
@@ -57,20 +55,13 @@ write.csv(data.frame(total = proc.time()[["elapsed"]] - t0, compile = t_compile)
 
 
 def real_fits():
-    """The review's fits: outcome x {overall, each subgroup}; None when the workflow has not run."""
+    """The review's fits (every outcome x overall and each subgroup) as the workflow builds them."""
     if not ANALYSIS.exists():
         return None
+    from singlearm import comparison
+
     d = pd.read_csv(ANALYSIS)
-    rows = []
-    for subgroup in ["overall", *sorted(d["subgroup"].dropna().unique())]:
-        part = d if subgroup == "overall" else d[d["subgroup"] == subgroup]
-        for r in part.itertuples():
-            row = {"fit": f"{r.outcome}|{subgroup}", "study": r.cohort_id}
-            if r.kind == "proportion":
-                rows.append({**row, "events": r.events, "total": r.total})
-            elif pd.notna(r.ci_low) and pd.notna(r.ci_high):
-                rows.append({**row, "yi": r.estimate, "sei": (r.ci_high - r.ci_low) / (2 * Z975)})
-    return pd.DataFrame(rows)
+    return comparison.bayes_data(d, list(dict.fromkeys(d["subgroup"])))
 
 
 def simulated_fits(seed=1):

@@ -965,6 +965,151 @@ def fit_with_gate(data, priors=None, settings=None, *, kind=None, scale=IDENTITY
     raise ConvergenceError(diag[~diag["passed"]].reset_index(drop=True), tuple(attempts), idata)
 
 
+def fit_posterior(idata, fit):
+    """The part of a joint posterior that belongs to one fit, as its own ``InferenceData``.
+
+    Every group is cut to the fit (``fit`` dimension) and its studies (``study`` entries whose
+    ``study_fit`` is ``fit``); the per-draw sampler statistics stay whole, since the fits were
+    sampled together. Run-specific attributes (``created_at``, sampling time) are dropped so
+    that the same draws give the same file.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        From :func:`sample` or :func:`fit_with_gate`.
+    fit : str
+        A fit id.
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    post = idata.posterior
+    studies = post["study"].values[post["study_fit"].values == fit]
+    groups = {}
+    for name in idata.groups():
+        ds = idata[name]
+        sel = {}
+        if "fit" in ds.dims:
+            sel["fit"] = [fit]
+        if "study" in ds.dims:
+            sel["study"] = studies
+        groups[name] = ds.sel(sel)
+    return without_run_attributes(az.InferenceData(**groups))
+
+
+_RUN_ATTRIBUTES = ("created_at", "sampling_time", "arviz_version", "inference_library_version")
+
+
+def without_run_attributes(idata):
+    """A copy without the attributes that differ between identical runs (time stamps, timings).
+
+    The same seed gives the same draws; without these, it also gives the same NetCDF content.
+    """
+    groups = {}
+    for name in idata.groups():
+        ds = idata[name].copy()
+        ds.attrs = {k: v for k, v in ds.attrs.items() if k not in _RUN_ATTRIBUTES}
+        groups[name] = ds
+    return az.InferenceData(**groups)
+
+
+@dataclass(frozen=True)
+class SensitivityFit:
+    """A prior-sensitivity run: the first run of every (fit, prior) pair and the retry of the failures.
+
+    Attributes
+    ----------
+    runs : tuple of arviz.InferenceData
+        The first run and, when some pairs failed the gate, the retry of those fits.
+    diagnostics : pandas.DataFrame
+        :func:`diagnose` rows of every pair, from the run each pair is reported from (the
+        retry for the pairs that failed first); ``passed`` False marks pairs still failing.
+    attempts : tuple of dict
+        Settings and failing pairs of each run.
+    retried_pairs : frozenset of tuple
+        (fit, prior) pairs reported from the retry.
+    """
+
+    runs: tuple
+    diagnostics: pd.DataFrame
+    attempts: tuple
+    retried_pairs: frozenset
+
+    def summarise(self, **kwargs):
+        """:func:`summarise` of each run, every pair taken from the run it is reported from."""
+        parts = [summarise(idata, **kwargs) for idata in self.runs]
+        pair = ["fit", "prior"]
+
+        def take(frames):
+            first = frames[0]
+            if len(frames) == 1:
+                return first.reset_index(drop=True)
+            again = frames[1][[(f, p) in self.retried_pairs for f, p in zip(frames[1]["fit"], frames[1]["prior"])]]
+            keep = first[[(f, p) not in self.retried_pairs for f, p in zip(first["fit"], first["prior"])]]
+            order = first[pair].drop_duplicates()
+            return order.merge(pd.concat([keep, again]), on=pair, how="inner")
+
+        table = take([p.table.drop(columns=["rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "passed"])
+                      for p in parts])
+        keep = ["fit", "prior", "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "passed"]
+        table = table.merge(self.diagnostics[keep], on=pair, how="left")
+        return BayesSummary(table=table, probabilities=take([p.probabilities for p in parts]))
+
+
+def fit_prior_sensitivity(data, priors, settings=None, *, scale=IDENTITY, source="analysis data"):
+    """Sample every fit under several priors; retry only the failing pairs; report, do not raise.
+
+    A heavy-tailed tau prior (Half-Cauchy) on a fit with few or no events puts mass where the
+    posterior has the funnel NUTS cannot always cross without divergences, even at
+    ``target_accept=0.99``. In the main analysis that stops the run (:func:`fit_with_gate`);
+    in a sensitivity analysis it is itself the finding (the result depends on a prior the data
+    cannot overrule), so failing pairs are retried once, in a model of only those fits with the
+    retry settings, and pairs still failing are returned with ``passed`` False for the caller
+    to withhold and report.
+
+    Parameters
+    ----------
+    data, priors, scale, source
+        As :func:`build_model`; ``priors`` names several prior sets.
+    settings : SamplerSettings or dict, optional
+
+    Returns
+    -------
+    SensitivityFit
+
+    Notes
+    -----
+    R equivalent: one ``bayesmeta::bayesmeta`` call per fit and ``tau.prior``.
+    """
+    s = SamplerSettings.from_mapping(settings)
+    thresholds = {"rhat_max": s.rhat_max, "ess_bulk_min": s.ess_bulk_min, "ess_tail_min": s.ess_tail_min,
+                  "max_divergences": s.max_divergences}
+    plan = {"seed": s.seed, "chains": s.chains, "draws": s.draws, "tune": s.tune, "target_accept": s.target_accept}
+    idata = sample(build_model(data, priors, scale=scale, source=source), cores=s.cores, **plan)
+    diag = diagnose(idata, **thresholds)
+    failing = diag[~diag["passed"]]
+    attempts = [{**plan, "failing_fits": len(failing)}]
+    if failing.empty:
+        return SensitivityFit((idata,), diag, tuple(attempts), frozenset())
+    retry_plan = {"seed": s.seed + 1, "chains": s.chains,
+                  "draws": s.retry_draws if s.retry_draws is not None else 2 * s.draws,
+                  "tune": s.retry_tune if s.retry_tune is not None else 2 * s.tune,
+                  "target_accept": s.retry_target_accept}
+    labels = list(dict.fromkeys(failing["prior"]))
+    subset = data[data["fit"].isin(set(failing["fit"]))]
+    again = sample(build_model(subset, {label: priors[label] for label in labels}, scale=scale, source=source),
+                   cores=s.cores, **retry_plan)
+    diag2 = diagnose(again, **thresholds)
+    retried = frozenset(zip(failing["fit"], failing["prior"]))
+    pairs2 = [(f, p) in retried for f, p in zip(diag2["fit"], diag2["prior"])]
+    merged = pd.concat([diag[diag["passed"]], diag2[pairs2]])
+    merged = diag[["fit", "prior"]].merge(merged, on=["fit", "prior"], how="inner")
+    attempts.append({**retry_plan, "failing_fits": int((~merged["passed"]).sum()),
+                     "retried": [f"{f} ({p})" for f, p in sorted(retried)]})
+    return SensitivityFit((idata, again), merged, tuple(attempts), retried)
+
+
 # ----------------------------------------------------------------------------------------------
 # Summary
 # ----------------------------------------------------------------------------------------------
@@ -1063,5 +1208,5 @@ def summarise(idata, *, level=0.95, thresholds=(), diagnostics=None):
 __all__ = [
     "BayesModel", "BayesSummary", "ConvergenceError", "GatedFit", "SamplerSettings",
     "attribute_divergences", "build_model", "default_priors", "describe_prior", "diagnose",
-    "fit_with_gate", "resolve_priors", "sample", "sensitivity_priors", "summarise",
+    "SensitivityFit", "fit_posterior", "fit_prior_sensitivity", "fit_with_gate", "without_run_attributes", "resolve_priors", "sample", "sensitivity_priors", "summarise",
 ]

@@ -61,6 +61,27 @@ def library_versions():
     return out
 
 
+ROW_FIELDS = ["cohort_id", "outcome", "events", "total", "estimate", "ci_low", "ci_high", "source_row", "source_url",
+              "location", "derivation", "events_source", "total_source"]
+
+
+def analysis_rows(rows):
+    """The cleaned analysis rows behind an output, as sidecar records (every number with its source).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Rows of ``analysis_data.csv``.
+
+    Returns
+    -------
+    list of dict
+        ``ROW_FIELDS`` of each row, missing values as None.
+    """
+    used = rows[[c for c in ROW_FIELDS if c in rows.columns]]
+    return used.astype(object).where(used.notna(), None).to_dict("records")
+
+
 def _inputs(inputs):
     listed = {}
     for name, paths in sorted(inputs.items()):

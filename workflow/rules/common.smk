@@ -15,7 +15,7 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import cleaning, sheets  # noqa: E402
+from singlearm import cleaning, comparison, pool, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -69,4 +69,45 @@ def all_outputs():
         "results/tables/subgroup_tests.csv",
         "results/tables/study_estimates.csv",
         "results/tables/median_summary.csv",
+        "results/tables/bayes_diagnostics.csv",
+        "results/tables/prior_sensitivity.csv",
+        "results/tables/posterior_probabilities.csv",
+        "results/tables/frequentist_vs_bayesian.csv",
+        "results/tables/frequentist_vs_bayesian.md",
+        "results/tables/leave_one_out.csv",
+        "results/tables/influence.csv",
+        "results/tables/publication_bias.csv",
+        "results/tables/sensitivity_summary.csv",
+        *[f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
     ]
+
+
+def primary_method(outcome):
+    """The method id of an outcome's main analyses (config primary_method or primary_median_method)."""
+    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"])
+
+
+def pooled_k(outcome, subgroup="overall"):
+    """Studies the primary method pools for an outcome (medians: those with a 95% CI)."""
+    rows = CLEAN.analysis[CLEAN.analysis["outcome"] == outcome]
+    if subgroup != "overall":
+        rows = rows[rows["subgroup"] == subgroup]
+    if oc.kind(outcome) == "median":
+        rows = rows[rows["has_ci"].astype(bool)]
+    return len(rows)
+
+
+# The Bayesian model's fits (outcome x subgroup) and the NetCDF file of each fit's posterior.
+BAYES_FITS = {
+    fit: f"{oc.slug(o)}_{s}"
+    for fit, o, s in comparison.bayes_data(CLEAN.analysis, SUBGROUP_LEVELS)[["fit", "outcome", "subgroup"]]
+    .drop_duplicates()
+    .itertuples(index=False)
+}
+BAYES_PARAMS = dict(
+    levels=SUBGROUP_LEVELS,
+    median_scale=config["bayes"]["median_scale"],
+    seed=config["seed"],
+    level=config["frequentist"]["level"],
+    thresholds=config["bayes"]["thresholds"],
+)

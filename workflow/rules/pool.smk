@@ -25,7 +25,8 @@ rule pool_outcome:
 
 rule gather_pooled:
     input:
-        estimates=expand("results/pooled/{outcome}/estimates.csv", outcome=SLUGS),
+        # the Bayesian rows (BAYES-BN, BAYES-NN) join the frequentist ones in one table
+        estimates=[*expand("results/pooled/{outcome}/estimates.csv", outcome=SLUGS), "results/bayes/main/estimates.csv"],
         details=expand("results/pooled/{outcome}/details.csv", outcome=SLUGS),
         subgroup_tests=expand("results/pooled/{outcome}/subgroup_tests.csv", outcome=SLUGS),
         studies=expand("results/pooled/{outcome}/studies.csv", outcome=SLUGS),

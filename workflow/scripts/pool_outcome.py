@@ -16,10 +16,8 @@ settings = dict(snakemake.params.settings)
 result = pool.pool_outcome(rows, outcome, list(snakemake.params.levels), level=settings["level"],
                            ft_glmm_margin=settings["ft_glmm_margin"])
 
-used = rows[["cohort_id", "events", "total", "estimate", "ci_low", "ci_high", "source_row", "source_url",
-             "location", "derivation", "events_source", "total_source"]]
 for key in ("estimates", "details", "subgroup_tests", "studies", "median_summary"):
     provenance.write_csv(getattr(result, key), snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=dict(snakemake.input.items()),
                              config={"outcome": outcome, "levels": list(snakemake.params.levels), **settings},
-                             rows=used.astype(object).where(used.notna(), None).to_dict("records"))
+                             rows=provenance.analysis_rows(rows))

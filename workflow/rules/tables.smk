@@ -1,0 +1,38 @@
+# Publication tables, each as CSV (machines) and Markdown (people) with the provenance stamp:
+# Table 1 study characteristics, Tables 2-3 quality, Table 4 adverse events, Table 5 subgroups,
+# the main results, and the reproduction of every estimate the review published.
+
+
+def table_names():
+    """The tables this configuration can build (optional sheets switch theirs on)."""
+    names = ["table1_characteristics", "table4_adverse_events", "table5_subgroups", "main_results"]
+    names += ["table2_minors"] if has("quality_minors") else []
+    names += ["table3_jbi"] if has("quality_jbi") else []
+    names += ["reproduction"] if has("published") else []
+    return names
+
+
+def optional_inputs(*keys):
+    return {key: INPUTS[key] for key in keys if has(key)}
+
+
+rule make_tables:
+    input:
+        unpack(lambda wc: optional_inputs("quality_minors", "quality_jbi", "published")),
+        studies=INPUTS["studies"],
+        analysis="data/processed/analysis_data.csv",
+        coverage="data/processed/outcome_coverage.csv",
+        estimates="results/tables/pooled_estimates.csv",
+        subgroup_tests="results/tables/subgroup_tests.csv",
+    output:
+        [f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
+    params:
+        names=table_names(),
+        methods={"proportion": config["primary_method"], "median": config["primary_median_method"]},
+        subgroup_column=config["subgroup_column"],
+    log:
+        "results/logs/make_tables.log",
+    conda:
+        "../../envs/pool.yaml"
+    script:
+        "../scripts/make_tables.py"

@@ -1,0 +1,28 @@
+"""Adapter for rule compare_methods: frequentist and Bayesian estimates side by side, flagged."""
+
+import sys
+
+import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
+
+import pandas as pd
+
+from singlearm import comparison, provenance, tables
+
+sys.stderr = open(snakemake.log[0], "w")
+p = snakemake.params
+estimates = pd.read_csv(snakemake.input.estimates)
+details = pd.read_csv(snakemake.input.details, keep_default_na=False, na_values=[""])
+analysis = pd.read_csv(snakemake.input.analysis)
+table = comparison.frequentist_vs_bayesian(estimates, details, analysis, level=p.level,
+                                           median_scale=p.median_scale, **p.margins)
+inputs = dict(snakemake.input.items())
+provenance.write_csv(table, snakemake.output.table)
+provenance.write_text(snakemake.output.markdown, tables.to_markdown(
+    comparison.comparison_wide(table), "Frequentist and Bayesian pooled estimates side by side",
+    provenance.stamp(inputs), caption=p.caption,
+    headers={**tables.HEADERS, "dl": "DL", "reml_hksj": "REML-HKSJ", "glmm": "GLMM", "bayes": "Bayesian",
+             "flags": "Where they disagree"}))
+for path in (snakemake.output.table, snakemake.output.markdown):
+    provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs,
+                             config={"level": p.level, "median_scale": p.median_scale, **p.margins},
+                             rows=provenance.analysis_rows(analysis))
