@@ -10,15 +10,21 @@ if not workflow.overwrite_configfiles:
 
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/clean.smk"
 include: "workflow/rules/pool.smk"
 include: "workflow/rules/bayes.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         all_outputs(),
+        "results/MANIFEST.csv",
     default_target: True

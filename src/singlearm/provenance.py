@@ -128,24 +128,30 @@ def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=N
     write_text(sidecar_path(output), text)
 
 
-def inputs_digest(inputs):
-    """Short hash (12 hex digits) of every input's path and sha256: changes when any input does."""
+def inputs_digest(inputs, config=None):
+    """Short hash (12 hex digits) of every input's name and sha256, and of the config.
+
+    Paths are left out, so the same data and config give the same digest from any directory.
+    """
     h = hashlib.sha256()
     for name, files in _inputs(inputs).items():
         for f in files:
-            h.update(f"{name}\0{f['path']}\0{f['sha256']}\n".encode())
+            h.update(f"{name}\0{f['sha256']}\n".encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
     return h.hexdigest()[:12]
 
 
-def stamp(inputs):
+def stamp(inputs, config=None):
     """The provenance stamp printed on figures and under Markdown tables.
 
     ``singlearm 0.1.0 · 60a2f4c · inputs 1a2b3c4d5e6f``: package version, short git commit
-    (``+dirty`` when the work tree had uncommitted changes) and :func:`inputs_digest`.
+    (``+dirty`` when the work tree had uncommitted changes) and :func:`inputs_digest` of the
+    run's raw sheets and config: every result is a function of these, so equal stamps mean
+    results made by the same code from the same data and settings.
     """
     v = workflow_version()
     commit = (v["git_commit"] or "no-git")[:7] + ("+dirty" if v["git_dirty"] else "")
-    return f"singlearm {v['package']} \u00b7 {commit} \u00b7 inputs {inputs_digest(inputs)}"
+    return f"singlearm {v['package']} \u00b7 {commit} \u00b7 inputs {inputs_digest(inputs, config)}"
 
 
 def write_text(path, text):

@@ -15,7 +15,7 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import cleaning, comparison, pool, sheets  # noqa: E402
+from singlearm import cleaning, comparison, pool, provenance, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
@@ -43,6 +43,8 @@ INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
 CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
                        INPUTS["extraction"], INPUTS["studies"])
+# One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
+STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
 # Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
@@ -79,6 +81,7 @@ def all_outputs():
         "results/tables/publication_bias.csv",
         "results/tables/sensitivity_summary.csv",
         *[f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
+        *figure_files(figure_stems()),
     ]
 
 

@@ -30,6 +30,7 @@ rule make_tables:
         names=table_names(),
         methods={"proportion": config["primary_method"], "median": config["primary_median_method"]},
         subgroup_column=config["subgroup_column"],
+        stamp=STAMP,
     log:
         "results/logs/make_tables.log",
     conda:

@@ -19,7 +19,7 @@ inputs = dict(snakemake.input.items())
 provenance.write_csv(table, snakemake.output.table)
 provenance.write_text(snakemake.output.markdown, tables.to_markdown(
     comparison.comparison_wide(table), "Frequentist and Bayesian pooled estimates side by side",
-    provenance.stamp(inputs), caption=p.caption,
+    p.stamp, caption=p.caption,
     headers={**tables.HEADERS, "dl": "DL", "reml_hksj": "REML-HKSJ", "glmm": "GLMM", "bayes": "Bayesian",
              "flags": "Where they disagree"}))
 for path in (snakemake.output.table, snakemake.output.markdown):

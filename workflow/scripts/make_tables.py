@@ -44,7 +44,7 @@ for name in p.names:
     rows = provenance.analysis_rows(read["analysis"]) if "analysis" in used else None
     for ext, write in (("csv", lambda path: provenance.write_csv(table, path)),
                        ("md", lambda path: provenance.write_text(path, tables.to_markdown(
-                           table, title, provenance.stamp(used_inputs),
+                           table, title, p.stamp,
                            caption=CAPTION if "estimates" in used else None)))):
         path = f"results/tables/{name}.{ext}"
         write(path)

@@ -1,0 +1,70 @@
+"""Which figures the workflow draws, from which rows of its tables.
+
+Each function takes the workflow's tables, picks the rows one figure needs and calls the
+drawing function of :mod:`singlearm.plots`. It returns ``(stem, figure, outcomes)`` triples:
+the file stem under ``results/figures/``, the figure, and the outcomes whose analysis rows
+the figure shows (for its provenance sidecar; ``None`` for figures drawn from other sheets).
+"""
+
+from . import outcomes as oc
+from . import plots
+
+
+def forest_figures(studies, estimates, subgroup_tests, stems, methods):
+    """One forest plot per outcome, by its primary method (``stems``: outcome -> file stem)."""
+    out = []
+    for outcome, stem in stems.items():
+        method = methods[outcome]
+        fig = plots.forest_plot(studies[studies["outcome"] == outcome],
+                                estimates[(estimates["outcome"] == outcome) & (estimates["method"] == method)],
+                                subgroup_tests[subgroup_tests["outcome"] == outcome], outcome=outcome,
+                                method=method, label=oc.label(outcome), proportion=oc.kind(outcome) != oc.MEDIAN)
+        out.append((stem, fig, [outcome]))
+    return out
+
+
+def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, methods):
+    """Funnel, leave-one-out and Baujat plots of each outcome (overall), on its primary method's scale."""
+    out = []
+    for outcome, slug in slugs.items():
+        method, label = methods[outcome], oc.label(outcome)
+        proportion = oc.kind(outcome) != oc.MEDIAN
+
+        def overall(table, o=outcome):
+            return table[(table["outcome"] == o) & (table["subgroup"] == "overall")]
+
+        f = overall(funnel)
+        seen, filled = f[~f["imputed"].astype(bool)], f[f["imputed"].astype(bool)]
+        scale = {"pft": "Freeman-Tukey double arcsine", "logit": "logit", "months": "months",
+                 "log": "log months"}[f["scale"].iloc[0]]
+        out.append((f"funnel_{slug}", plots.funnel_plot(seen["yi"], seen["sei"], float(f["pooled_b"].iloc[0]),
+                                                        filled_yi=filled["yi"], filled_sei=filled["sei"],
+                                                        label=label, scale_label=scale), [outcome]))
+        full = overall(estimates)
+        full = full[full["method"] == method].iloc[0]
+        out.append((f"leave_one_out_{slug}", plots.leave_one_out_plot(overall(leave_one_out), full, label=label,
+                                                                      proportion=proportion), [outcome]))
+        out.append((f"baujat_{slug}", plots.baujat_plot(overall(influence), label=label), [outcome]))
+    return out
+
+
+def comparison_figures(comparison):
+    """Every outcome x subgroup: each method's estimate and interval on one axis."""
+    table = comparison.assign(label=[oc.label(o) for o in comparison["outcome"]])
+    return [("frequentist_vs_bayesian", plots.method_comparison(table), list(dict.fromkeys(table["outcome"])))]
+
+
+def ae_figures(estimates, method):
+    """Pooled incidence of every adverse event, any grade and grade >= 3 side by side."""
+    ae = estimates[estimates["outcome"].str.startswith("ae_") & (estimates["method"] == method)]
+    return [("ae_overview", plots.ae_overview(ae), list(dict.fromkeys(ae["outcome"])))]
+
+
+def prisma_figures(counts):
+    """The PRISMA 2020 flow diagram."""
+    return [("prisma_flow", plots.prisma_flow(counts), None)]
+
+
+def quality_figures(minors=None, jbi=None):
+    """MINORS and JBI items as a traffic-light grid."""
+    return [("quality", plots.quality_grid(minors, jbi), None)]

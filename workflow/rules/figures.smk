@@ -1,0 +1,128 @@
+# Figures, each as vector PDF and 300-dpi PNG in one style (singlearm.plots), stamped with the
+# workflow version and a hash of the raw inputs and config, each with its provenance sidecar.
+
+
+def figure_files(stems):
+    return [f"results/figures/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
+
+
+FOREST = [f"forest_{oc.slug(o)}" for o in OUTCOMES]
+# Funnel, leave-one-out and Baujat plots need k >= 3 pooled cohorts overall.
+ROBUST = [o for o in OUTCOMES if pooled_k(o) >= 3]
+ROBUSTNESS_FIGURES = [f"{kind}_{oc.slug(o)}" for o in ROBUST for kind in ("funnel", "leave_one_out", "baujat")]
+AE_OUTCOMES = [o for o in OUTCOMES if o.startswith("ae_")]
+
+
+def figure_stems():
+    """Every figure this configuration can draw (optional sheets and AE data switch theirs on)."""
+    stems = [*FOREST, *ROBUSTNESS_FIGURES, "frequentist_vs_bayesian"]
+    stems += ["ae_overview"] if AE_OUTCOMES else []
+    stems += ["prisma_flow"] if has("prisma") else []
+    stems += ["quality"] if has("quality_minors") or has("quality_jbi") else []
+    return stems
+
+
+rule plot_forest:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        studies="results/tables/study_estimates.csv",
+        estimates="results/tables/pooled_estimates.csv",
+        subgroup_tests="results/tables/subgroup_tests.csv",
+    output:
+        report(figure_files(FOREST), caption="../report/forest.rst", category="Forest plots"),
+    params:
+        outcomes={o: f"forest_{oc.slug(o)}" for o in OUTCOMES},
+        methods={o: primary_method(o) for o in OUTCOMES},
+        stamp=STAMP,
+    log:
+        "results/logs/plot_forest.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
+rule plot_robustness:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        estimates="results/tables/pooled_estimates.csv",
+        leave_one_out="results/tables/leave_one_out.csv",
+        influence="results/tables/influence.csv",
+        funnel="results/tables/funnel_data.csv",
+        publication_bias="results/tables/publication_bias.csv",
+    output:
+        report(figure_files(ROBUSTNESS_FIGURES), caption="../report/robustness.rst", category="Sensitivity and bias"),
+    params:
+        outcomes={o: oc.slug(o) for o in ROBUST},
+        methods={o: primary_method(o) for o in ROBUST},
+        stamp=STAMP,
+    log:
+        "results/logs/plot_robustness.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
+rule plot_method_comparison:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        comparison="results/tables/frequentist_vs_bayesian.csv",
+    output:
+        report(figure_files(["frequentist_vs_bayesian"]), caption="../report/comparison.rst",
+               category="Frequentist vs Bayesian"),
+    params:
+        stamp=STAMP,
+    log:
+        "results/logs/plot_method_comparison.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
+rule plot_ae_overview:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        estimates="results/tables/pooled_estimates.csv",
+    output:
+        report(figure_files(["ae_overview"]), caption="../report/ae_overview.rst", category="Adverse events"),
+    params:
+        method=config["primary_method"],
+        stamp=STAMP,
+    log:
+        "results/logs/plot_ae_overview.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
+rule plot_prisma:
+    input:
+        prisma=INPUTS["prisma"] or [],
+    output:
+        report(figure_files(["prisma_flow"]), caption="../report/prisma.rst", category="Study selection"),
+    params:
+        stamp=STAMP,
+    log:
+        "results/logs/plot_prisma.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
+rule plot_quality:
+    input:
+        unpack(lambda wc: optional_inputs("quality_minors", "quality_jbi")),
+    output:
+        report(figure_files(["quality"]), caption="../report/quality.rst", category="Study quality"),
+    params:
+        stamp=STAMP,
+    log:
+        "results/logs/plot_quality.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
