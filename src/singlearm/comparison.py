@@ -93,9 +93,9 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
 
 
 def _split(table):
-    table = table.copy()
-    table[["outcome", "subgroup"]] = [split_fit(f) for f in table["fit"]]
-    return table
+    """``table`` with ``outcome`` and ``subgroup`` columns taken from its ``fit`` ids."""
+    parts = [split_fit(f) for f in table["fit"]]
+    return table.assign(outcome=[o for o, _ in parts], subgroup=[s for _, s in parts])
 
 
 def pooled_rows(table, data, prior):

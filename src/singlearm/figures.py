@@ -49,8 +49,13 @@ def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, metho
 
 
 def comparison_figures(comparison):
-    """Every outcome x subgroup: each method's estimate and interval on one axis."""
-    table = comparison.assign(label=[oc.label(o) for o in comparison["outcome"]])
+    """Every outcome (all cohorts pooled): each method's estimate and interval on one axis.
+
+    Subgroups are left to the table (frequentist_vs_bayesian.csv): with them the figure would
+    run to some sixty rows and the comparison would be lost in it.
+    """
+    table = comparison[comparison["subgroup"] == "overall"]
+    table = table.assign(label=[oc.label(o) for o in table["outcome"]])
     return [("frequentist_vs_bayesian", plots.method_comparison(table), list(dict.fromkeys(table["outcome"])))]
 
 

@@ -79,6 +79,7 @@ def all_outputs():
         "results/tables/leave_one_out.csv",
         "results/tables/influence.csv",
         "results/tables/publication_bias.csv",
+        "results/tables/funnel_data.csv",
         "results/tables/sensitivity_summary.csv",
         *[f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
         *figure_files(figure_stems()),
@@ -114,3 +115,38 @@ BAYES_PARAMS = dict(
     level=config["frequentist"]["level"],
     thresholds=config["bayes"]["thresholds"],
 )
+
+
+# ---- figures and tables this configuration can build ----------------------------------------
+
+def figure_files(stems):
+    return [f"results/figures/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
+
+
+FOREST = [f"forest_{oc.slug(o)}" for o in OUTCOMES]
+# Funnel, leave-one-out and Baujat plots need k >= 3 pooled cohorts overall.
+ROBUST = [o for o in OUTCOMES if pooled_k(o) >= 3]
+ROBUSTNESS_FIGURES = [f"{kind}_{oc.slug(o)}" for o in ROBUST for kind in ("funnel", "leave_one_out", "baujat")]
+AE_OUTCOMES = [o for o in OUTCOMES if o.startswith("ae_")]
+
+
+def figure_stems():
+    """Every figure this configuration can draw (optional sheets and AE data switch theirs on)."""
+    stems = [*FOREST, *ROBUSTNESS_FIGURES, "frequentist_vs_bayesian"]
+    stems += ["ae_overview"] if AE_OUTCOMES else []
+    stems += ["prisma_flow"] if has("prisma") else []
+    stems += ["quality"] if has("quality_minors") or has("quality_jbi") else []
+    return stems
+
+
+def table_names():
+    """The tables this configuration can build (optional sheets switch theirs on)."""
+    names = ["table1_characteristics", "table4_adverse_events", "table5_subgroups", "main_results"]
+    names += ["table2_minors"] if has("quality_minors") else []
+    names += ["table3_jbi"] if has("quality_jbi") else []
+    names += ["reproduction"] if has("published") else []
+    return names
+
+
+def optional_inputs(*keys):
+    return {key: INPUTS[key] for key in keys if has(key)}

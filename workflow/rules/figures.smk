@@ -2,26 +2,6 @@
 # workflow version and a hash of the raw inputs and config, each with its provenance sidecar.
 
 
-def figure_files(stems):
-    return [f"results/figures/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
-
-
-FOREST = [f"forest_{oc.slug(o)}" for o in OUTCOMES]
-# Funnel, leave-one-out and Baujat plots need k >= 3 pooled cohorts overall.
-ROBUST = [o for o in OUTCOMES if pooled_k(o) >= 3]
-ROBUSTNESS_FIGURES = [f"{kind}_{oc.slug(o)}" for o in ROBUST for kind in ("funnel", "leave_one_out", "baujat")]
-AE_OUTCOMES = [o for o in OUTCOMES if o.startswith("ae_")]
-
-
-def figure_stems():
-    """Every figure this configuration can draw (optional sheets and AE data switch theirs on)."""
-    stems = [*FOREST, *ROBUSTNESS_FIGURES, "frequentist_vs_bayesian"]
-    stems += ["ae_overview"] if AE_OUTCOMES else []
-    stems += ["prisma_flow"] if has("prisma") else []
-    stems += ["quality"] if has("quality_minors") or has("quality_jbi") else []
-    return stems
-
-
 rule plot_forest:
     input:
         analysis="data/processed/analysis_data.csv",

@@ -3,19 +3,6 @@
 # the main results, and the reproduction of every estimate the review published.
 
 
-def table_names():
-    """The tables this configuration can build (optional sheets switch theirs on)."""
-    names = ["table1_characteristics", "table4_adverse_events", "table5_subgroups", "main_results"]
-    names += ["table2_minors"] if has("quality_minors") else []
-    names += ["table3_jbi"] if has("quality_jbi") else []
-    names += ["reproduction"] if has("published") else []
-    return names
-
-
-def optional_inputs(*keys):
-    return {key: INPUTS[key] for key in keys if has(key)}
-
-
 rule make_tables:
     input:
         unpack(lambda wc: optional_inputs("quality_minors", "quality_jbi", "published")),
