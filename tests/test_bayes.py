@@ -321,3 +321,53 @@ def test_a_fit_must_be_of_one_kind_and_rows_of_one_kind():
         bayes.build_model(SMALL, kind="median")
     with pytest.raises(DataError, match="standard error > 0"):
         bayes.build_model(pd.DataFrame({"fit": ["m"], "study": ["s"], "yi": [5.0], "sei": [0.0]}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Prior-sensitivity runs: only failing (fit, prior) pairs are retried; failures are reported
+# ---------------------------------------------------------------------------------------------
+
+def test_prior_sensitivity_retries_only_the_failing_pair(monkeypatch):
+    real = bayes.diagnose
+    calls = []
+
+    def first_run_fails_b_under_hc(idata, **thresholds):
+        diag = real(idata, **thresholds)
+        calls.append(sorted(set(zip(diag["fit"], diag["prior"]))))
+        if len(calls) == 1:  # make the first run's (b, hc) pair fail, as a Half-Cauchy fit can
+            bad = (diag["fit"] == "b") & (diag["prior"] == "hc")
+            diag.loc[bad, ["passed", "divergences"]] = [False, 7]
+            diag.loc[bad, "failures"] = "fit 'b' (prior 'hc'): divergences 7 > 0"
+        return diag
+
+    monkeypatch.setattr(bayes, "diagnose", first_run_fails_b_under_hc)
+    priors = {"hn": {"tau": {"dist": "halfnormal", "sigma": 0.5}}, "hc": {"tau": {"dist": "halfcauchy", "beta": 1}}}
+    settings = {"seed": 4, "chains": 4, "draws": 150, "tune": 150, "retry_draws": 200, "retry_tune": 150,
+                "cores": CORES, "rhat_max": 2.0, "ess_bulk_min": 0, "ess_tail_min": 0, "max_divergences": 10**6}
+    fit = bayes.fit_prior_sensitivity(SMALL, priors, settings)
+    assert fit.retried_pairs == frozenset({("b", "hc")})
+    assert calls[1] == [("b", "hc")]                      # the retry model held that pair only
+    assert len(fit.runs) == 2 and fit.runs[1].posterior.sizes["draw"] == 200
+    assert fit.attempts[1]["retried"] == ["b (hc)"] and fit.attempts[1]["target_accept"] == 0.95
+    assert fit.diagnostics["passed"].all() and len(fit.diagnostics) == 4
+    table = fit.summarise().table.set_index(["fit", "prior"])
+    assert len(table) == 4
+    # the retried pair's numbers come from the retry, the others from the first run
+    retry_mu = float(np.median(fit.runs[1].posterior["p_pooled"].sel(fit="b", prior="hc")))
+    first_mu = float(np.median(fit.runs[0].posterior["p_pooled"].sel(fit="a", prior="hn")))
+    assert table.loc[("b", "hc"), "estimate"] == pytest.approx(retry_mu, abs=1e-12)
+    assert table.loc[("a", "hn"), "estimate"] == pytest.approx(first_mu, abs=1e-12)
+
+
+def test_fit_posterior_holds_one_fit_and_no_run_attributes(edge, tmp_path):
+    idata = edge[0].idata
+    one = bayes.fit_posterior(idata, "k2")
+    assert list(one.posterior["fit"].values) == ["k2"]
+    assert list(one.posterior["study"].values) == ["k2/a", "k2/b"]
+    assert "created_at" not in one.posterior.attrs and "sampling_time" not in one.posterior.attrs
+    np.testing.assert_array_equal(one.posterior["mu"].sel(fit="k2").values, idata.posterior["mu"].sel(fit="k2").values)
+    paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    for p in paths:
+        bayes.fit_posterior(idata, "k2").to_netcdf(p)
+    back = az.from_netcdf(paths[0])
+    np.testing.assert_array_equal(back.posterior["theta"].values, one.posterior["theta"].values)

@@ -1045,8 +1045,10 @@ class SensitivityFit:
             first = frames[0]
             if len(frames) == 1:
                 return first.reset_index(drop=True)
-            again = frames[1][[(f, p) in self.retried_pairs for f, p in zip(frames[1]["fit"], frames[1]["prior"])]]
-            keep = first[[(f, p) not in self.retried_pairs for f, p in zip(first["fit"], first["prior"])]]
+            def retried(frame):
+                return np.array([(f, p) in self.retried_pairs for f, p in zip(frame["fit"], frame["prior"])], bool)
+
+            again, keep = frames[1].loc[retried(frames[1])], first.loc[~retried(first)]
             order = first[pair].drop_duplicates()
             return order.merge(pd.concat([keep, again]), on=pair, how="inner")
 
@@ -1103,7 +1105,7 @@ def fit_prior_sensitivity(data, priors, settings=None, *, scale=IDENTITY, source
     diag2 = diagnose(again, **thresholds)
     retried = frozenset(zip(failing["fit"], failing["prior"]))
     pairs2 = [(f, p) in retried for f, p in zip(diag2["fit"], diag2["prior"])]
-    merged = pd.concat([diag[diag["passed"]], diag2[pairs2]])
+    merged = pd.concat([diag[diag["passed"]], diag2[np.array(pairs2, bool)]])
     merged = diag[["fit", "prior"]].merge(merged, on=["fit", "prior"], how="inner")
     attempts.append({**retry_plan, "failing_fits": int((~merged["passed"]).sum()),
                      "retried": [f"{f} ({p})" for f, p in sorted(retried)]})
