@@ -341,6 +341,15 @@ def _title_height(text, width, subtitle=None, style=STYLE):
     return used + 0.1
 
 
+def _estimate_axis(ax, values, proportion):
+    """x axis of a forest-type plot: round limits holding every value, in percent or months."""
+    xlim = _nice_limits(values, lower=0.0, upper=100.0 if proportion else None)
+    ax.set_xlim(*xlim)
+    _plain_ticks(ax)
+    ax.set_xlabel("Proportion (%)" if proportion else "Median (months)")
+    return xlim
+
+
 def _plain_ticks(ax):
     """x tick labels without trailing zeros (``20`` not ``20.0``; ``2.5`` stays)."""
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -712,10 +721,7 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
         values = []
         for r in rows:
             values += [r.get("est"), r.get("lo"), r.get("hi")]
-        xlim = _nice_limits(values, lower=0.0, upper=100.0 if proportion else None)
-        ax.set_xlim(*xlim)
-        _plain_ticks(ax)
-        ax.set_xlabel("Proportion (%)" if proportion else "Median (months)")
+        xlim = _estimate_axis(ax, values, proportion)
 
         frame.header(x_label, "Study", ha="left")
         frame.header(x_events, events_header, ha="right")
@@ -1473,10 +1479,7 @@ def leave_one_out_plot(loo, full, *, label, proportion=True):
         _title(fig, title, width, frame.height)
         values = list(loo["ci_low"] * scale) + list(loo["ci_high"] * scale) + list(loo["estimate"] * scale)
         values += [full["ci_low"] * scale, full["ci_high"] * scale, full["estimate"] * scale]
-        xlim = _nice_limits(values, lower=0.0, upper=100.0 if proportion else None)
-        ax.set_xlim(*xlim)
-        _plain_ticks(ax)
-        ax.set_xlabel("Proportion (%)" if proportion else "Median (months)")
+        xlim = _estimate_axis(ax, values, proportion)
         frame.header(x_label, "Study omitted", ha="left")
         frame.header(x_est, est_header, ha="right")
         if i2_texts:

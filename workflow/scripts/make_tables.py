@@ -35,6 +35,7 @@ BUILD = {
                                                 read["studies"], methods, p.subgroup_column,
                                                 published_path=inputs.get("published")),
 }
+READABLE = {"reproduction": tables.reproduction_summary}  # the Markdown of these shows a reading form
 CAPTION = (f"Proportions pooled with {methods['proportion']}, medians with {methods['median']}; "
            "estimates with 95% CI in percent (medians in months).")
 for name in p.names:
@@ -44,7 +45,7 @@ for name in p.names:
     rows = provenance.analysis_rows(read["analysis"]) if "analysis" in used else None
     for ext, write in (("csv", lambda path: provenance.write_csv(table, path)),
                        ("md", lambda path: provenance.write_text(path, tables.to_markdown(
-                           table, title, p.stamp,
+                           READABLE.get(name, lambda x: x)(table), title, p.stamp,
                            caption=CAPTION if "estimates" in used else None)))):
         path = f"results/tables/{name}.{ext}"
         write(path)
