@@ -443,6 +443,18 @@ def test_funnel_without_filled_has_no_hollow_markers():
     assert len(by_gid(fig, "observed")[0].get_offsets()) == 2
 
 
+def test_funnel_prints_the_underpowered_note_and_grows_to_hold_it():
+    from singlearm import bias
+
+    plain = plots.funnel_plot([0.1, 0.2, 0.3], [0.05, 0.08, 0.1], 0.15, label="x", scale_label="logit")
+    noted = plots.funnel_plot([0.1, 0.2, 0.3], [0.05, 0.08, 0.1], 0.15, label="x", scale_label="logit",
+                              note=bias.underpowered_note(3))
+    (text,) = by_gid(noted, "note")
+    assert text.get_text().replace("\n", " ").startswith("Fewer than 10 studies")
+    assert not by_gid(plain, "note")
+    assert noted.get_size_inches()[1] > plain.get_size_inches()[1]
+
+
 def test_funnel_errors():
     with pytest.raises(ValueError, match="no observed study"):
         plots.funnel_plot([np.nan], [0.1], 0.0, label="x", scale_label="y")

@@ -91,7 +91,8 @@ def test_lint_is_clean():
 
 def outputs(run):
     """Every file the run wrote, sidecars and logs aside."""
-    return sorted(p for d in ("results/tables", "results/figures", "data/processed") for p in (run / d).rglob("*")
+    return sorted(p for d in ("results/tables", "results/figures", "results/bayes/posterior", "data/processed")
+                  for p in (run / d).rglob("*")
                   if p.is_file() and not p.name.endswith(".prov.json"))
 
 

@@ -6,8 +6,8 @@ the file stem under ``results/figures/``, the figure, and the outcomes whose ana
 the figure shows (for its provenance sidecar; ``None`` for figures drawn from other sheets).
 """
 
+from . import bias, plots
 from . import outcomes as oc
-from . import plots
 
 
 def forest_figures(studies, estimates, subgroup_tests, stems, methods):
@@ -39,7 +39,8 @@ def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, metho
                  "log": "log months"}[f["scale"].iloc[0]]
         out.append((f"funnel_{slug}", plots.funnel_plot(seen["yi"], seen["sei"], float(f["pooled_b"].iloc[0]),
                                                         filled_yi=filled["yi"], filled_sei=filled["sei"],
-                                                        label=label, scale_label=scale), [outcome]))
+                                                        label=label, scale_label=scale,
+                                                        note=bias.underpowered_note(len(seen))), [outcome]))
         full = overall(estimates)
         full = full[full["method"] == method].iloc[0]
         out.append((f"leave_one_out_{slug}", plots.leave_one_out_plot(overall(leave_one_out), full, label=label,

@@ -1276,7 +1276,7 @@ def ae_overview(estimates):
 # 5. Funnel plot.
 # --------------------------------------------------------------------------------------------
 
-def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label):
+def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, note=""):
     """Contour-enhanced funnel plot around the pooled estimate, with trim-and-fill studies.
 
     Parameters
@@ -1292,6 +1292,9 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label):
         Outcome name; the title is "Funnel plot: <label>".
     scale_label : str
         x-axis label, e.g. ``"Freeman-Tukey double arcsine"``.
+    note : str
+        Printed, wrapped, under the legend: e.g. the Cochrane Handbook's caution that asymmetry
+        tests have too little power with fewer than 10 studies.
 
     Returns
     -------
@@ -1339,11 +1342,16 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label):
     title_h = _title_height(title, width)
     plot_h, legend_h = 2.1, 0.36
     left, right = 0.5, 0.12
-    height = style.margin + title_h + plot_h + _AXIS_H + legend_h + style.stamp_strip
+    note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
+    note_h = (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
+    height = style.margin + title_h + plot_h + _AXIS_H + legend_h + note_h + style.stamp_strip
     with rc_context(_rc()):
         fig = Figure(figsize=(width, height))
         _title(fig, title, width, height)
-        bottom = style.stamp_strip + legend_h + _AXIS_H
+        if note:
+            fig.text(style.margin / width, (style.stamp_strip + note_h - 0.04) / height, note, ha="left", va="top",
+                     fontsize=style.small_pt, color=style.black, gid="note")
+        bottom = style.stamp_strip + note_h + legend_h + _AXIS_H
         ax = fig.add_axes([left / width, bottom / height, (width - left - right) / width, plot_h / height])
         _style_axes(ax, style)
         se_max = float(max(s.max(), fs.max() if fs.size else 0.0)) * 1.1
@@ -1379,7 +1387,7 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label):
                    blank,
                    Patch(facecolor=shades[99], edgecolor=style.grey, linewidth=0.3, label="95\u201399%")]
         fig.legend(handles=handles, loc="upper left", ncol=3, frameon=False, borderaxespad=0,
-                   bbox_to_anchor=(style.margin / width, (style.stamp_strip + legend_h) / height),
+                   bbox_to_anchor=(style.margin / width, (style.stamp_strip + note_h + legend_h) / height),
                    handlelength=1.2, handletextpad=0.4, columnspacing=0.8,
                    prop={"family": style.font, "size": style.small_pt})
     return fig

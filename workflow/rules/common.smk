@@ -83,6 +83,7 @@ def all_outputs():
         "results/tables/sensitivity_summary.csv",
         *[f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
         *figure_files(figure_stems()),
+        *[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
     ]
 
 
