@@ -365,6 +365,7 @@ def test_fit_posterior_holds_one_fit_and_no_run_attributes(edge, tmp_path):
     assert list(one.posterior["fit"].values) == ["k2"]
     assert list(one.posterior["study"].values) == ["k2/a", "k2/b"]
     assert "created_at" not in one.posterior.attrs and "sampling_time" not in one.posterior.attrs
+    assert "perf_counter_diff" not in one.sample_stats and "diverging" in one.sample_stats
     np.testing.assert_array_equal(one.posterior["mu"].sel(fit="k2").values, idata.posterior["mu"].sel(fit="k2").values)
     paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
     for p in paths:

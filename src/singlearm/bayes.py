@@ -999,16 +999,21 @@ def fit_posterior(idata, fit):
 
 
 _RUN_ATTRIBUTES = ("created_at", "sampling_time", "arviz_version", "inference_library_version")
+_RUN_STATS = ("perf_counter_start", "perf_counter_diff", "process_time_diff")  # NUTS timings per draw
 
 
 def without_run_attributes(idata):
-    """A copy without the attributes that differ between identical runs (time stamps, timings).
+    """A copy without what differs between identical runs: time stamps and timings.
 
-    The same seed gives the same draws; without these, it also gives the same NetCDF content.
+    The same seed gives the same draws; without the creation time, the sampling time and the
+    per-draw clock readings NUTS records, and with the variables in a fixed order, it also
+    gives the same NetCDF bytes.
     """
     groups = {}
     for name in idata.groups():
         ds = idata[name].copy()
+        ds = ds.drop_vars([v for v in _RUN_STATS if v in ds.data_vars])
+        ds = ds[sorted(ds.data_vars)]  # PyMC gathers sampler stats in a set: order varies by process
         ds.attrs = {k: v for k, v in ds.attrs.items() if k not in _RUN_ATTRIBUTES}
         groups[name] = ds
     return az.InferenceData(**groups)
