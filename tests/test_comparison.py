@@ -98,7 +98,7 @@ def estimates_with_bayes(bayes_estimate, bayes_ci):
 
 def test_comparison_sets_methods_side_by_side_with_reml_hksj():
     est, det = estimates_with_bayes(0.17, (0.10, 0.26))
-    t = comparison.frequentist_vs_bayesian(est, det, rows())
+    t = comparison.comparison_long(est, det, rows())
     overall = t[t.subgroup == "overall"].set_index("method")
     assert list(overall.index) == ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN"]
     assert t["subgroup"].unique().tolist() == ["overall"]  # only fits with a Bayesian row
@@ -113,17 +113,26 @@ def test_comparison_sets_methods_side_by_side_with_reml_hksj():
 
 def test_comparison_flags_material_disagreement_and_wide_credible_interval():
     est, det = estimates_with_bayes(0.30, (0.02, 0.90))
-    flags = comparison.frequentist_vs_bayesian(est, det, rows(), estimate_margin=0.03, width_ratio=1.5)
+    flags = comparison.comparison_long(est, det, rows(), estimate_margin=0.03, width_ratio=1.5)
     text = flags.set_index("method").loc["BAYES-BN", "flags"]
     assert "estimate differs from PFT-DL" in text and "credible interval" in text and "as wide" in text
     est, det = estimates_with_bayes(float(est.query("method == 'PFT-DL' and subgroup == 'overall'")["estimate"].iloc[0]),
                                     (0.10, 0.26))
-    calm = comparison.frequentist_vs_bayesian(est, det, rows(), estimate_margin=0.5, width_ratio=10)
+    calm = comparison.comparison_long(est, det, rows(), estimate_margin=0.5, width_ratio=10)
     assert calm.set_index("method").loc["BAYES-BN", "flags"] == ""
 
 
-def test_wide_table_has_one_row_per_fit():
-    est, det = estimates_with_bayes(0.17, (0.10, 0.26))
-    wide = comparison.comparison_wide(comparison.frequentist_vs_bayesian(est, det, rows()))
-    assert list(wide.columns) == comparison.WIDE_COLUMNS
-    assert len(wide) == 1 and wide.loc[0, "bayes"] == "17.0 (10.0\u201326.0)"
+def test_side_by_side_table_has_one_row_per_fit_with_width_ratios():
+    est, det = estimates_with_bayes(0.30, (0.02, 0.90))
+    long = comparison.comparison_long(est, det, rows()).set_index("method")
+    wide = comparison.frequentist_vs_bayesian(est, det, rows())
+    assert list(wide.columns) == comparison.FVB_COLUMNS and len(wide) == 1
+    row = wide.iloc[0]
+    assert (row["dl_method"], row["reml_hksj_method"], row["glmm_method"], row["bayes_method"]) == (
+        "PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN")
+    assert row["glmm_estimate"] == long.loc["GLMM-ML", "estimate"]
+    assert row["width_ratio_dl"] == pytest.approx(0.88 / long.loc["PFT-DL", "ci_width"], abs=TOL_CLOSED)
+    assert row["bayes_pi_high"] == 0.7 and "estimate differs from PFT-DL" in row["flags"]
+    view = comparison.comparison_view(wide)
+    assert view.loc[0, "bayes"] == "30.0 (2.0\u201390.0)" and list(view.columns) == [
+        "outcome", "subgroup", "k", "dl", "reml_hksj", "glmm", "bayes", "flags"]

@@ -244,9 +244,9 @@ def _reml_hksj(rows, outcome, subgroup, level):
             "pathology": transforms.ft_pathology(r.b, r.ci_lb, r.ci_ub, s.n) if s.k else []}
 
 
-def frequentist_vs_bayesian(estimates, details, rows, *, level=0.95, estimate_margin=0.03,
-                            median_margin=1.0, width_ratio=1.5, median_scale="months"):
-    """Every outcome x subgroup: the frequentist and Bayesian estimates side by side, with flags.
+def comparison_long(estimates, details, rows, *, level=0.95, estimate_margin=0.03,
+                    median_margin=1.0, width_ratio=1.5, median_scale="months"):
+    """Every outcome x subgroup x method compared: one row per method (the form figures draw).
 
     Flags, in plain language, on the Bayesian row of a fit:
 
@@ -273,6 +273,7 @@ def frequentist_vs_bayesian(estimates, details, rows, *, level=0.95, estimate_ma
     -------
     pandas.DataFrame
         Long form, one row per outcome x subgroup x method (``COMPARISON_COLUMNS``).
+        :func:`frequentist_vs_bayesian` is the same, one row per outcome x subgroup.
     """
     out = []
     flags_of = details.set_index(["outcome", "subgroup", "method"])["flags"].fillna("")
@@ -327,38 +328,67 @@ def frequentist_vs_bayesian(estimates, details, rows, *, level=0.95, estimate_ma
     return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
 
 
-WIDE_COLUMNS = ["outcome", "subgroup", "k", "dl", "reml_hksj", "glmm", "bayes", "flags"]
-# which method fills each column of the wide table, per kind
-_WIDE = {"proportion": {"dl": "PFT-DL", "reml_hksj": "PFT-REML-HKSJ", "glmm": "GLMM-ML", "bayes": "BAYES-BN"},
+# which method fills each slot of the side-by-side table, per kind
+SLOTS = {"proportion": {"dl": "PFT-DL", "reml_hksj": "PFT-REML-HKSJ", "glmm": "GLMM-ML", "bayes": "BAYES-BN"},
          "median": {"dl": "MEDIAN-DL", "bayes": "BAYES-NN"}}
+_SLOT_FIELDS = ("method", "estimate", "ci_low", "ci_high")
+FVB_COLUMNS = (["outcome", "subgroup", "kind", "k"]
+               + [f"{slot}_{f}" for slot in ("dl", "reml_hksj", "glmm", "bayes") for f in _SLOT_FIELDS]
+               + ["bayes_pi_low", "bayes_pi_high", "bayes_tau2", "width_ratio_dl", "width_ratio_reml_hksj",
+                  "width_ratio_glmm", "flags"])
 
 
-def comparison_wide(table):
-    """The comparison for reading: one row per outcome x subgroup, one "estimate (CI)" column per method.
+def frequentist_vs_bayesian(estimates, details, rows, **kwargs):
+    """Every outcome x subgroup: PFT-DL, REML-HKSJ, GLMM-ML and Bayesian side by side, with flags.
 
-    Columns ``dl`` (PFT-DL, or MEDIAN-DL for medians), ``reml_hksj`` (PFT-REML-HKSJ), ``glmm``
-    (GLMM-ML), ``bayes`` (BAYES-BN or BAYES-NN): percent for proportions, months for medians;
-    then every flag of the fit.
+    One row per outcome x subgroup that has a Bayesian fit. Slots ``dl`` (PFT-DL; MEDIAN-DL for
+    medians), ``reml_hksj`` (PFT-REML-HKSJ), ``glmm`` (GLMM-ML) and ``bayes`` (BAYES-BN or
+    BAYES-NN) give each method's id, estimate and interval on the reporting scale;
+    ``width_ratio_<slot>`` is the Bayesian credible interval's width over that method's CI
+    width; ``flags`` joins the plain-language flags of :func:`comparison_long`.
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        :func:`frequentist_vs_bayesian` output.
+    estimates, details, rows
+        As :func:`comparison_long`.
+    **kwargs
+        Margins and settings of :func:`comparison_long`.
 
     Returns
     -------
     pandas.DataFrame
+        ``FVB_COLUMNS``.
+    """
+    long = comparison_long(estimates, details, rows, **kwargs)
+    out = []
+    for (outcome, subgroup), part in long.groupby(["outcome", "subgroup"], sort=False):
+        kind = part["kind"].iloc[0]
+        by = part.set_index("method")
+        row = {"outcome": outcome, "subgroup": subgroup, "kind": kind, "k": int(part["k"].max())}
+        for slot, method in SLOTS[kind].items():
+            if method in by.index:
+                row.update({f"{slot}_{f}": method if f == "method" else by.loc[method, f] for f in _SLOT_FIELDS})
+        bayes = by.loc[SLOTS[kind]["bayes"]]
+        row.update(bayes_pi_low=bayes["pi_low"], bayes_pi_high=bayes["pi_high"], bayes_tau2=bayes["tau2"])
+        for slot in ("dl", "reml_hksj", "glmm"):
+            method = SLOTS[kind].get(slot)
+            if method in by.index and by.loc[method, "ci_width"] > 0:
+                row[f"width_ratio_{slot}"] = bayes["ci_width"] / by.loc[method, "ci_width"]
+        row["flags"] = "; ".join(dict.fromkeys(f for cell in part["flags"].fillna("") for f in cell.split("; ") if f))
+        out.append(row)
+    return pd.DataFrame(out, columns=FVB_COLUMNS)
+
+
+def comparison_view(table):
+    """:func:`frequentist_vs_bayesian` for reading: one "estimate (CI)" text per method slot.
+
+    Percent for proportions, months for medians; the Markdown table of the workflow.
     """
     from .tables import format_estimate  # one number format for every table
 
-    out = []
-    for (outcome, subgroup), part in table.groupby(["outcome", "subgroup"], sort=False):
-        kind = part["kind"].iloc[0]
-        row = {"outcome": outcome, "subgroup": subgroup, "k": int(part["k"].max())}
-        by = part.set_index("method")
-        for column, method in _WIDE[kind].items():
-            row[column] = format_estimate(*by.loc[method, ["estimate", "ci_low", "ci_high"]], kind) \
-                if method in by.index else ""
-        row["flags"] = "; ".join(dict.fromkeys(f for cell in part["flags"].fillna("") for f in cell.split("; ") if f))
-        out.append(row)
-    return pd.DataFrame(out, columns=WIDE_COLUMNS)
+    view = table[["outcome", "subgroup", "k"]].copy()
+    for slot in ("dl", "reml_hksj", "glmm", "bayes"):
+        view[slot] = [format_estimate(e, lo, hi, kind) if pd.notna(e) else "" for e, lo, hi, kind in
+                      zip(table[f"{slot}_estimate"], table[f"{slot}_ci_low"], table[f"{slot}_ci_high"], table["kind"])]
+    view["flags"] = table["flags"].fillna("")
+    return view

@@ -6,6 +6,8 @@ the file stem under ``results/figures/``, the figure, and the outcomes whose ana
 the figure shows (for its provenance sidecar; ``None`` for figures drawn from other sheets).
 """
 
+import pandas as pd
+
 from . import bias, plots
 from . import outcomes as oc
 
@@ -52,12 +54,21 @@ def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, metho
 def comparison_figures(comparison):
     """Every outcome (all cohorts pooled): each method's estimate and interval on one axis.
 
-    Subgroups are left to the table (frequentist_vs_bayesian.csv): with them the figure would
-    run to some sixty rows and the comparison would be lost in it.
+    ``comparison`` is ``frequentist_vs_bayesian.csv`` (one row per outcome x subgroup, a slot
+    per method). Subgroups are left to that table: with them the figure would run to some
+    sixty rows and the comparison would be lost in it.
     """
-    table = comparison[comparison["subgroup"] == "overall"]
-    table = table.assign(label=[oc.label(o) for o in table["outcome"]])
-    return [("frequentist_vs_bayesian", plots.method_comparison(table), list(dict.fromkeys(table["outcome"])))]
+    wide = comparison[comparison["subgroup"] == "overall"]
+    long = []
+    for slot in ("dl", "reml_hksj", "glmm", "bayes"):
+        part = wide[wide[f"{slot}_method"].notna()]
+        long.append(pd.DataFrame({"outcome": part["outcome"], "subgroup": part["subgroup"], "kind": part["kind"],
+                                  "label": [oc.label(o) for o in part["outcome"]], "method": part[f"{slot}_method"],
+                                  **{f: part[f"{slot}_{f}"] for f in ("estimate", "ci_low", "ci_high")}}))
+    order = {o: i for i, o in enumerate(wide["outcome"])}
+    table = pd.concat(long).sort_values("outcome", key=lambda c: c.map(order), kind="stable")
+    return [("frequentist_vs_bayesian", plots.method_comparison(table),
+             list(dict.fromkeys(table["outcome"])))]
 
 
 def ae_figures(estimates, method):

@@ -15,10 +15,9 @@ so that a figure keeps its journal column width whatever the labels, and the row
 every forest-like figure is the same.
 """
 
+import io
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
@@ -35,6 +34,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
+
+from .provenance import write_bytes
 
 __all__ = [
     "MEDIAN_METHODS", "PRISMA_STAGES", "PROPORTION_METHODS", "STYLE", "SUBGROUP_NAMES", "Style",
@@ -414,17 +415,9 @@ def save_figure(fig, stem, stamp):
         ]
         written = []
         for path, fmt, metadata in targets:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=fmt, dpi=STYLE.dpi, metadata=metadata, facecolor="white")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, dpi=STYLE.dpi, metadata=metadata, facecolor="white")
+            write_bytes(path, buffer.getvalue())
             written.append(path)
     return written
 

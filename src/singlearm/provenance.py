@@ -154,13 +154,18 @@ def stamp(inputs, config=None):
     return f"singlearm {v['package']} \u00b7 {commit} \u00b7 inputs {inputs_digest(inputs, config)}"
 
 
-def write_text(path, text):
-    """Write text atomically: a reader never sees a half-written file."""
+def write_bytes(path, data):
+    """Write bytes atomically (a reader never sees a half-written file), with the usual 0644 mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_text(path, text):
+    """Write UTF-8 text with "\\n" line ends atomically."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_csv(df, path):

@@ -18,7 +18,7 @@ table = comparison.frequentist_vs_bayesian(estimates, details, analysis, level=p
 inputs = dict(snakemake.input.items())
 provenance.write_csv(table, snakemake.output.table)
 provenance.write_text(snakemake.output.markdown, tables.to_markdown(
-    comparison.comparison_wide(table), "Frequentist and Bayesian pooled estimates side by side",
+    comparison.comparison_view(table), "Frequentist and Bayesian pooled estimates side by side",
     p.stamp, caption=p.caption,
     headers={**tables.HEADERS, "dl": "DL", "reml_hksj": "REML-HKSJ", "glmm": "GLMM", "bayes": "Bayesian",
              "flags": "Where they disagree"}))
