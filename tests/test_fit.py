@@ -303,3 +303,21 @@ def test_reml_scales_linearly():
     yi = rng.normal(0.3, np.sqrt(vi + 0.05))
     r = fit.rma(yi, vi, "REML")
     assert r.tau2 == pytest.approx(0.05, rel=0.1)
+
+
+def test_hartung_knapp_with_identical_effects_matches_metafor():
+    # Two cohorts both at exactly 50% (20/40, 11/22) have the same Freeman-Tukey value, so the
+    # Hartung-Knapp factor is 0. metafor 3.8-1:
+    #   rma(yi = c(0.78539816, 0.78539816), vi = c(1/(4*40.5), 1/(4*22.5)), method = "DL", test = "knha")
+    #   b = 0.7853982, se = 0, zval = Inf, pval = 0, ci.lb = ci.ub = 0.7853982, tau2 = 0
+    yi, vi = effects.proportion_effects(np.array([20.0, 11.0]), np.array([40.0, 22.0]), "PFT")
+    r = fit.rma(yi, vi, "DL", "knha")
+    assert r.b == pytest.approx(np.pi / 4, abs=1e-12) and r.se == 0.0
+    assert r.stat == np.inf and r.pval == 0.0 and r.ci_lb == r.ci_ub == r.b and r.tau2 == 0.0
+
+
+def test_subgroup_test_is_undefined_when_a_subgroup_has_zero_standard_error():
+    q, df, p = fit.subgroup_test([0.3, 0.5], [0.1, 0.0])
+    assert math.isnan(q) and math.isnan(p) and df == 1
+    q, df, p = fit.subgroup_test([0.3, 0.5], [0.1, 0.1])
+    assert q == pytest.approx(0.2**2 / (0.01 + 0.01), abs=1e-12) and df == 1

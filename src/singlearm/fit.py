@@ -216,7 +216,10 @@ def rma(yi, vi, method="DL", test="z", level=0.95):
     if test == "knha":
         se = se * float(np.sqrt((w * (yi - b) ** 2).sum() / (k - 1)))
         crit = _t(level, k - 1)
-        stat = b / se
+        # identical effects (e.g. two cohorts both at 50%) give se = 0: stat = +-Inf, p = 0 and
+        # a CI of width 0, as metafor reports
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = float(np.float64(b) / se)
         pval = float(2 * special.stdtr(k - 1, -abs(stat)))
     elif test == "z":
         crit = _z(level)
@@ -277,10 +280,15 @@ def subgroup_test(estimates, ses):
     Returns
     -------
     (q, df, p) : tuple
+        q and p are NaN when a subgroup's SE is 0 or missing (e.g. Hartung-Knapp on identical
+        effects): a subgroup with infinite weight leaves the test undefined.
     """
     b = np.asarray(estimates, dtype=float)
-    w = 1 / np.asarray(ses, dtype=float) ** 2
+    ses = np.asarray(ses, dtype=float)
+    df = len(b) - 1
+    if not (np.isfinite(ses) & (ses > 0)).all():
+        return float("nan"), df, float("nan")
+    w = 1 / ses**2
     mean = (w * b).sum() / w.sum()
     q = float((w * (b - mean) ** 2).sum())
-    df = len(b) - 1
     return q, df, float(special.chdtrc(df, q)) if df > 0 else float("nan")
