@@ -72,10 +72,10 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
     parts = []
     for outcome in dict.fromkeys(rows["outcome"]):
-        this = rows[rows["outcome"] == outcome]
+        this = pool.poolable(rows[rows["outcome"] == outcome])
+        if this.empty:
+            continue
         kind = this["kind"].iloc[0]
-        if kind == "median":
-            this = this[this["has_ci"].astype(bool)]
         for subgroup in ["overall", *levels]:
             part = this if subgroup == "overall" else this[this["subgroup"] == subgroup]
             if len(part) < max(min_k, 1):

@@ -72,6 +72,15 @@ class AnalysisScale:
         return len(self.yi)
 
 
+def poolable(rows):
+    """The rows a meta-analysis can pool: every proportion, and a median only with its 95% CI.
+
+    A median's standard error comes from its CI (:func:`singlearm.effects.median_effects`), so
+    medians printed without one are shown and summarised but never pooled, by any method.
+    """
+    return rows[(rows["kind"] != "median") | rows["has_ci"].astype(bool)]
+
+
 def _identity(b, n):
     return np.asarray(b, dtype=float)
 
@@ -107,7 +116,7 @@ def analysis_scale(rows, method):
     """
     if method in MEDIAN_METHODS:
         scale, estimator, test = MEDIAN_METHODS[method]
-        part = rows[rows["has_ci"].astype(bool)]
+        part = poolable(rows)
         yi, vi = effects.median_effects(part["estimate"], part["ci_low"], part["ci_high"], scale)
         back = _exp if scale == "log" else _identity
         n = part["total"].to_numpy(float)
@@ -234,7 +243,7 @@ def pool_outcome(rows, outcome, levels=None, level=0.95, ft_glmm_margin=0.02):
                 fits_by_method.setdefault(method, {})[subgroup] = (fit["b"], fit["se"], len(x))
         else:
             summaries.append(_median_summary(part, outcome, subgroup))
-            pooled = part[part["has_ci"].astype(bool)]
+            pooled = poolable(part)
             if kind == "median" and subgroup == "overall":
                 studies.append(_median_study_rows(rows, outcome))
             if pooled.empty:

@@ -118,8 +118,7 @@ def _scenarios(rows, outcome, scenarios, method, level, ft_glmm_margin):
     ref = main[main["method"] == method]
     ref_est = float(ref["estimate"].iloc[0]) if len(ref) else float("nan")
     nan = float("nan")
-    if len(rows) and rows["kind"].iloc[0] == "median":
-        rows = rows[rows["has_ci"].astype(bool)]  # only medians with a CI are pooled at all
+    rows = pool.poolable(rows)
     out = []
     for sc in scenarios:
         base = {"outcome": outcome, "scenario": sc["id"], "description": sc.get("description", sc["id"])}

@@ -92,14 +92,9 @@ def primary_method(outcome):
     return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"])
 
 
-def pooled_k(outcome, subgroup="overall"):
-    """Studies the primary method pools for an outcome (medians: those with a 95% CI)."""
-    rows = CLEAN.analysis[CLEAN.analysis["outcome"] == outcome]
-    if subgroup != "overall":
-        rows = rows[rows["subgroup"] == subgroup]
-    if oc.kind(outcome) == "median":
-        rows = rows[rows["has_ci"].astype(bool)]
-    return len(rows)
+def pooled_k(outcome):
+    """Cohorts pooled for an outcome over all subgroups (medians: those with a 95% CI)."""
+    return len(pool.poolable(CLEAN.analysis[CLEAN.analysis["outcome"] == outcome]))
 
 
 # The Bayesian model's fits (outcome x subgroup) and the NetCDF file of each fit's posterior.
