@@ -78,8 +78,12 @@ def analysis_rows(rows):
     list of dict
         ``ROW_FIELDS`` of each row, missing values as None.
     """
-    used = rows[[c for c in ROW_FIELDS if c in rows.columns]]
-    return used.astype(object).where(used.notna(), None).to_dict("records")
+    return records(rows[[c for c in ROW_FIELDS if c in rows.columns]])
+
+
+def records(frame):
+    """A DataFrame as JSON-ready records, missing values as None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def _inputs(inputs):

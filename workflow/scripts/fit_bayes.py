@@ -36,7 +36,7 @@ inputs = dict(snakemake.input.items())
 config = {"priors": dict(p.priors), "settings": settings, "median_scale": p.median_scale, "min_k": p.min_k,
           "level": p.level, "thresholds": dict(p.thresholds)}
 attempts = [{k: v for k, v in a.items() if "seconds" not in k} for a in gated.attempts]  # no timings: same bytes
-used = data.astype(object).where(data.notna(), None).to_dict("records")
+used = provenance.records(data)
 outputs = {"summary": summary.table, "diagnostics": diagnostics}
 if p.run == "main":
     outputs["estimates"] = comparison.pooled_rows(summary.table, data, "main")
