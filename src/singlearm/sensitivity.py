@@ -183,9 +183,12 @@ def leave_one_out(yi, vi, method="DL", test="z", level=0.95, labels=None):
     return pd.DataFrame(cols, index=_labels(labels, k))
 
 
-def _full_fit(yi, vi, method, test, level):
-    res = fit.rma(yi, vi, method=method, test=test, level=level)
-    return res, res.se**2
+def _case_deletion(yi, vi, method, test, level):
+    """The checked inputs, the full fit and every deletion fit: what influence and Baujat share."""
+    yi, vi = fit.as_effects(yi, vi)
+    _check(method, test, len(yi))
+    full = fit.rma(yi, vi, method=method, test=test, level=level)
+    return yi, vi, full, _deletion_fits(yi, vi, method, test, level)
 
 
 def influence(yi, vi, method="DL", test="z", level=0.95, labels=None):
@@ -224,11 +227,8 @@ def influence(yi, vi, method="DL", test="z", level=0.95, labels=None):
     R equivalent: ``metafor::influence(rma(yi, vi, method=method))$inf`` (columns
     ``rstudent, dffits, cook.d, cov.r, tau2.del, QE.del, hat, weight``).
     """
-    yi, vi = fit.as_effects(yi, vi)
-    k = len(yi)
-    _check(method, test, k)
-    full, vb_full = _full_fit(yi, vi, method, test, level)
-    d = _deletion_fits(yi, vi, method, test, level)
+    yi, vi, full, d = _case_deletion(yi, vi, method, test, level)
+    k, vb_full = len(yi), full.se**2
     hat = full.weights
     tau2_del = d["tau2"]
     s2w = d["s2w"]
@@ -272,11 +272,7 @@ def baujat(yi, vi, method="DL", test="z", level=0.95, labels=None):
     -----
     R equivalent: ``metafor::baujat(rma(yi, vi, method=method))`` (its invisible ``x, y``).
     """
-    yi, vi = fit.as_effects(yi, vi)
-    k = len(yi)
-    _check(method, test, k)
-    full, _ = _full_fit(yi, vi, method, test, level)
-    d = _deletion_fits(yi, vi, method, test, level)
+    yi, vi, full, d = _case_deletion(yi, vi, method, test, level)
     x = (yi - full.b) ** 2 / (full.tau2 + vi)
     y = (d["b"] - full.b) ** 2 / d["vb"]
-    return pd.DataFrame({"x": x, "y": y}, index=_labels(labels, k))
+    return pd.DataFrame({"x": x, "y": y}, index=_labels(labels, len(yi)))
