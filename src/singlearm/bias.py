@@ -27,9 +27,12 @@ COCHRANE_NOTE = ("Fewer than 10 studies: tests for funnel-plot asymmetry have to
                  "out small-study effects (Cochrane Handbook, section 13.3.5.4).")
 
 
-def _scalar_frame(obj):
-    row = {f.name: getattr(obj, f.name) for f in fields(obj) if f.repr}
-    return pd.DataFrame([row])
+class _Result:
+    """Base of the test results: ``summary_frame()`` gives their scalar fields as one row."""
+
+    def summary_frame(self):
+        """One-row DataFrame of the scalar results (array fields, hidden from repr, left out)."""
+        return pd.DataFrame([{f.name: getattr(self, f.name) for f in fields(self) if f.repr}])
 
 
 
@@ -52,7 +55,7 @@ def underpowered_note(k):
 
 
 @dataclass(frozen=True)
-class EggerResult:
+class EggerResult(_Result):
     """Egger's regression test: ``stat`` (t) and ``pval`` of the slope on SE, on ``df`` df.
 
     ``est`` is the intercept, the limit estimate as SE -> 0, with its ``est_se`` and
@@ -71,10 +74,6 @@ class EggerResult:
     ci_lb: float
     ci_ub: float
     note: str = ""
-
-    def summary_frame(self):
-        """One-row DataFrame of the result."""
-        return _scalar_frame(self)
 
 
 def egger_test(yi, vi, level=0.95):
@@ -145,7 +144,7 @@ def egger_test(yi, vi, level=0.95):
 
 
 @dataclass(frozen=True)
-class BeggResult:
+class BeggResult(_Result):
     """Begg and Mazumdar's rank correlation test: Kendall's ``tau`` and its two-sided ``pval``.
 
     ``p_method`` is ``"exact"`` (permutation distribution, no ties; ``stat`` is R's T, the number
@@ -159,10 +158,6 @@ class BeggResult:
     p_method: str
     stat: float
     note: str = ""
-
-    def summary_frame(self):
-        """One-row DataFrame of the result."""
-        return _scalar_frame(self)
 
 
 def _kendall_pmf(n):
@@ -269,7 +264,7 @@ def begg_test(yi, vi):
 
 
 @dataclass(frozen=True)
-class TrimFillResult:
+class TrimFillResult(_Result):
     """Duval and Tweedie's trim-and-fill: ``k0`` studies imputed on ``side``, and the refit.
 
     ``b, se, ci_lb, ci_ub, tau2`` are the fit to the k observed plus k0 imputed studies
@@ -293,10 +288,6 @@ class TrimFillResult:
     filled_yi: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     filled_vi: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     fit: object = field(default=None, repr=False)
-
-    def summary_frame(self):
-        """One-row DataFrame of the scalar results."""
-        return _scalar_frame(self)
 
 
 def _wls(x, yi, w):
