@@ -88,8 +88,17 @@ def all_outputs():
 
 
 def primary_method(outcome):
-    """The method id of an outcome's main analyses (config primary_method or primary_median_method)."""
-    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"])
+    """The method id of an outcome's main analyses (config primary_method, primary_median_method or
+    primary_survival_method, by the outcome's kind)."""
+    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"],
+                            config["primary_survival_method"])
+
+
+PRIMARY_BY_KIND = {
+    oc.PROPORTION: config["primary_method"],
+    oc.MEDIAN: config["primary_median_method"],
+    oc.SURVIVAL_RATE: config["primary_survival_method"],
+}
 
 
 def pooled_k(outcome):
