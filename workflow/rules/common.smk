@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -15,8 +16,17 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import cleaning, comparison, pool, provenance, sheets  # noqa: E402
+from singlearm import cleaning, comparison, pool, provenance, runguard, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
+
+# One run per directory: a second Snakemake here would delete this run's locks (see runguard).
+# Jobs spawned as Snakemake subprocesses re-read this file and belong to the run that holds it.
+if workflow.is_main_process:
+    try:
+        for stale in runguard.hold_run_directory(Path.cwd()):
+            print(f"singlearm: removed {stale}, left by an interrupted run", file=sys.stderr)
+    except runguard.RunDirectoryBusy as err:
+        raise WorkflowError(str(err)) from None
 
 validate(config, "../schemas/config.schema.yaml")
 
