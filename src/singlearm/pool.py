@@ -230,7 +230,9 @@ def pool_outcome(rows, outcome, levels=None, level=0.95, ft_glmm_margin=0.02):
                 if method == "GLMM-ML":
                     glmm_estimate = float(back(fit["b"]))
             for method, (fit, back, ci) in results.items():
-                flags = []
+                flags = [] if method != "GLMM-ML" or np.isfinite(fit["b"]) else [  # the blank row says why
+                    f"left blank: {'no' if x.sum() == 0 else 'every'} patient had the event, so the GLMM likelihood "
+                    "has no finite maximum"]
                 if PROPORTION_METHODS[method][0] == "PFT":
                     flags = transforms.ft_pathology(fit["b"], fit["ci_lb"], fit["ci_ub"], n)
                     est = float(back(fit["b"]))
