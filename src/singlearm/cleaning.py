@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from . import effects
+from . import checks, effects
 from . import outcomes as oc
 from .errors import DataError
 from .sheets import ROW_COLUMN, check_unique
@@ -146,7 +146,7 @@ def _cohort_n(row, extraction, studies_by_key):
     return n, ENROLLED_N, f"n = cohort's enrolled n ({where})"
 
 
-def _clean_proportion(row, extraction, studies_by_key):
+def _clean_proportion(row, extraction, studies_by_key, path):
     """Events and total of one proportion row, or the reason it cannot be used."""
     events, total = row["events"], row["total"]
     total_source, events_source, status = "reported", row["derivation"], KEPT
@@ -164,6 +164,8 @@ def _clean_proportion(row, extraction, studies_by_key):
         if row["unit"] != "percent" or not _present(row["estimate"]):
             return None, "neither a count nor a percentage to rebuild it from"
         fits = [k for k in range(int(total) + 1) if _percent_fits(k, total, row["estimate__text"])]
+        if not fits:
+            checks.check_percent_not_fraction(row, total, path)
         if len(fits) != 1:
             shown = ", ".join(str(k) for k in fits) or "none"
             return None, (f"no unique count fits {row['estimate__text']}% of {int(total)} "
@@ -235,6 +237,8 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
         if not _present(s[subgroup_column]):
             raise DataError(studies_path, int(s[ROW_COLUMN]), subgroup_column, "",
                             "the cohort's subgroup level (the configured subgroup column may not be blank)")
+    checks.check_label_variants(studies, subgroup_column, studies_path)
+    checks.check_label_variants(extraction, "group", extraction_path, zip(studies["group"], studies[ROW_COLUMN]))
     studies_by_key = {(s["study_id"], s["group"]): s for s in studies.to_dict("records")}
     groups_of = studies.groupby("study_id")["group"].apply(set).to_dict()
     cohort_labels = set(studies["group"]) | set(studies[subgroup_column])
@@ -303,7 +307,7 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
         if row["unit"] not in ("percent", "count"):
             raise DataError(extraction_path, int(row[ROW_COLUMN]), "unit", row["unit"],
                             "percent or count for a proportion outcome")
-        got, why = _clean_proportion(row, extraction, studies_by_key)
+        got, why = _clean_proportion(row, extraction, studies_by_key, extraction_path)
         if got is None:
             log.append(entry | dict(status=EXCLUDED, reason=why))
             continue

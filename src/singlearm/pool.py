@@ -325,9 +325,9 @@ def _fit_glmm(part, m, outcome, subgroup, level, flags):
     """The binomial-normal GLMM (ML) on two or more cohorts."""
     x, n = part["events"].to_numpy(float), part["total"].to_numpy(float)
     if x.sum() == 0 or x.sum() == n.sum():
-        which = "no events" if x.sum() == 0 else "only events"
+        which = "no" if x.sum() == 0 else "every"
         e, d = _row(outcome, subgroup, m, part, len(part), NAN, (NAN, NAN), (NAN, NAN), _NO_HET, _NO_DETAIL,
-                    [*flags, f"not estimable: {which} in every cohort, so the ML estimate is infinite"])
+                    [*flags, f"left blank: {which} patient had the event, so the GLMM likelihood has no finite maximum"])
         return MethodFit(e, d, NAN, NAN, len(part))
     g = glmm_ml(x, n, level=level)
     yi, vi = effects.proportion_effects(x, n, "PLO")
