@@ -120,15 +120,17 @@ analyse_props <- function(ctx, d) {
         hk <- rma(yi = e$yi, vi = e$vi, method = meth, test = "knha")
         emit_fit(ctx, paste0(tag, "-HKSJ-SE"), r)
         emit_pis(ctx, paste0(tag, "-HKSJ-SE"), r)
-        emit(ctx, paste0(tag, "-HKSJ-SE"), "changed", as.numeric(r$se > hk$se))
+        # changed beyond rounding: with k = 2 and tau2 > 0 the HK factor is exactly 1 in theory
+        emit(ctx, paste0(tag, "-HKSJ-SE"), "changed", as.numeric(r$se > hk$se * (1 + 1e-10)))
       })
       # IQWiG rule (meta's adhoc.hakn.ci = "ci"), no metafor option: the wider of
       #   rma(..., test = "knha") and rma(..., test = "z"), whose se, test and PI are then used:
-      #   chosen <- if (hk$ci.ub - hk$ci.lb >= z$ci.ub - z$ci.lb) hk else z
+      #   chosen <- if (hk$ci.ub - hk$ci.lb >= (cl$ci.ub - cl$ci.lb) * (1 - 1e-10)) hk else cl
+      #   (a relative margin of 1e-10 so that rounding alone never flips the choice)
       safely(ctx, paste0(tag, "-HKSJ-CI"), {
         hk <- rma(yi = e$yi, vi = e$vi, method = meth, test = "knha")
         cl <- rma(yi = e$yi, vi = e$vi, method = meth, test = "z")
-        chosen <- if (hk$ci.ub - hk$ci.lb >= cl$ci.ub - cl$ci.lb) hk else cl
+        chosen <- if (hk$ci.ub - hk$ci.lb >= (cl$ci.ub - cl$ci.lb) * (1 - 1e-10)) hk else cl
         emit_fit(ctx, paste0(tag, "-HKSJ-CI"), chosen)
         p1 <- predict(chosen, pi.type = "t")
         emit_list(ctx, paste0(tag, "-HKSJ-CI"), list(pi_lb_k1 = p1$pi.lb, pi_ub_k1 = p1$pi.ub,
