@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
-from singlearm import fit
+from singlearm import fit, metareg
 
 # R's lm() declares a column collinear when, after removing the columns before it, less than
 # this fraction of its norm is left (LINPACK dqrdc2, tol = 1e-7). Used so that Egger's test
@@ -296,52 +296,10 @@ def _wls(x, yi, w):
     return np.linalg.solve(a, xtw @ yi), a
 
 
-def _p_matrix(x, w):
-    """:math:`P = W - WX(X'WX)^{-1}X'W` for diagonal W given by ``w``."""
-    xtw = x.T * w
-    return np.diag(w) - xtw.T @ np.linalg.solve(xtw @ x, xtw)
-
-
-def _metareg_tau2(yi, vi, x, method):
-    """Residual tau^2 of a meta-regression on design ``x``, by the fit's own estimator.
-
-    DL: :math:`\\max\\{0, (Q_E - (k-p)) / \\mathrm{tr} P\\}` with FE weights; PM: the root of
-    :math:`Q_E(\\tau^2) = k - p`; REML: Fisher scoring with :math:`P` (Viechtbauer 2005).
-    """
-    k, p = x.shape
-    if method == "EE":
-        return 0.0
-    if method == "DL":
-        pm = _p_matrix(x, 1 / vi)
-        return max(0.0, float((yi @ pm @ yi - (k - p)) / np.trace(pm)))
-    if method == "PM":
-        def excess(t):
-            return float(yi @ _p_matrix(x, 1 / (vi + t)) @ yi - (k - p))
-        if excess(0.0) <= 0:
-            return 0.0
-        hi = max(float(np.var(yi, ddof=1)), float(vi.max()), 1e-8)
-        while excess(hi) > 0:
-            hi *= 4
-        return optimize.brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
-    tau2 = _metareg_tau2(yi, vi, x, "DL")
-    for _ in range(1000):
-        pm = _p_matrix(x, 1 / (vi + tau2))
-        py = pm @ yi
-        step = (py @ py - np.trace(pm)) / np.sum(pm * pm)
-        new = tau2 + step
-        while new < 0:
-            step /= 2
-            new = tau2 + step
-        if abs(new - tau2) < 1e-12 * max(1.0, tau2):
-            return float(new)
-        tau2 = new
-    raise RuntimeError("REML did not converge in the trim-and-fill side regression")
-
-
 def _side_slope(yi, vi, method):
     """Slope of y on SE in the meta-regression metafor uses to pick the trim-and-fill side."""
     x = np.column_stack([np.ones(len(yi)), np.sqrt(vi)])
-    tau2 = _metareg_tau2(yi, vi, x, method)
+    tau2 = metareg.residual_tau2(yi, vi, x, method)
     beta, _ = _wls(x, yi, 1 / (vi + tau2))
     return float(beta[1])
 
