@@ -29,6 +29,15 @@ options(warn = 1)
 
 RMA_CTRL <- list(threshold = 1e-12, tol = 1e-12, maxiter = 1000)
 rma <- function(...) metafor::rma(..., control = RMA_CTRL)
+# GLMMs with tight optimiser settings, so that the references are the maximum of the likelihood
+# rather than lme4's default stopping point (which differs from it by up to ~1e-5 relative, and
+# glm's default epsilon = 1e-8 on the deviance leaves the common-effect SE ~1e-5 off). Every
+# rma.glmm() call below goes through this wrapper:
+#   metafor::rma.glmm(..., control = list(glmCtrl = list(epsilon = 1e-12, maxit = 100),
+#       glmerCtrl = list(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))))
+GLMM_CTRL <- list(glmCtrl = list(epsilon = 1e-12, maxit = 100),
+                  glmerCtrl = list(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5)))
+rma.glmm <- function(...) metafor::rma.glmm(..., control = GLMM_CTRL)
 ref_dir <- file.path("tests", "reference")
 in_dir <- file.path(ref_dir, "inputs")
 if (!dir.exists(in_dir)) stop("Run from the repository root (tests/reference/inputs not found).")
@@ -221,9 +230,10 @@ subgroup_tests <- function(ctx, d, groups) {
       })
     }
   }
-  # rma.glmm(measure = "PLO", xi, ni, mods = ~ grp, method = "ML")
+  # rma.glmm(measure = "PLO", xi, ni, mods = ~ grp, method = "ML", control = GLMM_CTRL)
   safely(ctx, "SUBGROUP-GLMM", {
-    g <- rma.glmm(measure = "PLO", xi = d$events, ni = d$total, mods = ~ grp, method = "ML")
+    g <- metafor::rma.glmm(measure = "PLO", xi = d$events, ni = d$total, mods = ~ grp, method = "ML",
+                           control = GLMM_CTRL)
     emit_list(ctx, "SUBGROUP-GLMM", list(qm = g$QM, qm_df = g$QMdf[1], qm_p = g$QMp, tau2 = g$tau2,
                                          q_lrt = g$QE.LRT, q_lrt_p = g$QEp.LRT))
     emit(ctx, "SUBGROUP-GLMM", "b", c(g$beta), rownames(g$beta))
@@ -303,13 +313,14 @@ utils::write.csv(data.frame(study = bcg$trial, yi = sprintf("%.17g", bcg$yi), vi
 metareg(list(dataset = "bcg", outcome = "RR", subgroup = "ablat+alloc"), bcg$yi, bcg$vi, ~ ablat + alloc, bcg)
 
 # GLMM with moderators:
-#   rma.glmm(measure = "PLO", xi, ni, mods = ~ scq + ethnicity, data = deb, method = "ML"[, test = "t"])
+#   rma.glmm(measure = "PLO", xi, ni, mods = ~ scq + ethnicity, data = deb, method = "ML"[, test = "t"],
+#            control = GLMM_CTRL)
 for (spec in list(list(fit = "METAREG-GLMM", test = "z"), list(fit = "METAREG-GLMM-T", test = "t"))) {
   for (mods in list(list(f = ~ scq + ethnicity, tag = "scq+ethnicity"), list(f = ~ scq, tag = "scq"))) {
     ctx <- list(dataset = "debruin2009", outcome = "PLO", subgroup = mods$tag)
     safely(ctx, spec$fit, {
-      g <- rma.glmm(measure = "PLO", xi = xi, ni = ni, mods = mods$f, data = deb, method = "ML",
-                    test = spec$test)
+      g <- metafor::rma.glmm(measure = "PLO", xi = xi, ni = ni, mods = mods$f, data = deb, method = "ML",
+                             test = spec$test, control = GLMM_CTRL)
       emit_metareg(ctx, spec$fit, g)
       emit_list(ctx, spec$fit, list(q_lrt = g$QE.LRT, q_lrt_p = g$QEp.LRT, q_wald = g$QE.Wld,
                                     loglik = as.numeric(logLik(g))))
