@@ -281,10 +281,10 @@ def glmm(events, total, mods=None, method="ML", test="z", level=0.95, prediction
             theta = new
             if moved < tol:
                 break
-        loglik, grad, hess = _derivatives(like, xd, theta, h)
         # The SEs come from the final Hessian: a wider step with Richardson extrapolation keeps
         # both the O(h^2) truncation error (1e-6 with few events at h = 1e-4) and rounding small
-        hess = (4 * _derivatives(like, xd, theta, 5e-4)[2] - _derivatives(like, xd, theta, 1e-3)[2]) / 3
+        loglik, grad, hess_half = _derivatives(like, xd, theta, 5e-4)
+        hess = (4 * hess_half - _derivatives(like, xd, theta, 1e-3)[2]) / 3
         grad_norm = float(np.abs(grad).max())
         if moved >= tol or grad_norm > grad_tol:
             converged = False
