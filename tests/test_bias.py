@@ -284,7 +284,7 @@ def test_summary_frames():
 #   regtest(rma(yi, vi, method = "DL"), ni = ni, model = "lm", predictor = "ninv" | "ni")
 # ---------------------------------------------------------------------------------------------
 
-from engine_reference import load_engine_reference  # noqa: E402
+from engine_reference import load_engine_reference
 
 ENGINE = load_engine_reference()
 REGTEST_CASES = sorted({k[:4] for k in ENGINE if k[3].startswith("REGTEST-")})

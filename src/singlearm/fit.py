@@ -2,8 +2,10 @@
 
 Intercept-only models: the pooled effect is a weighted mean with weights
 :math:`w_i = 1/(v_i + \\hat\\tau^2)`. Heterogeneity estimators (DL, REML, PM), Wald-z and
-Hartung-Knapp-Sidik-Jonkman intervals, the Higgins-Riley prediction interval and Q-profile
-confidence intervals of tau^2, I^2 and H^2. Everything is O(k) numpy, so a fit of 10,000 studies
+Hartung-Knapp-Sidik-Jonkman intervals with the ad hoc rules of Knapp & Hartung and of IQWiG,
+prediction intervals on k - 1 or k - 2 df or z, I^2 from tau^2 or from Q, and Q-profile
+confidence intervals of tau^2, I^2 and H^2. Meta-regression is in :mod:`singlearm.metareg`,
+subgroup tests in :mod:`singlearm.subgroups`. Everything is O(k) numpy, so a fit of 10,000 studies
 takes milliseconds. Results stay on the analysis scale; see :mod:`singlearm.transforms`.
 """
 

@@ -305,7 +305,7 @@ def glmm(events, total, mods=None, method="ML", test="z", level=0.95, prediction
     se_all = np.sqrt(np.diag(vcov))
     coefs = coefficient_table(d.names, beta, se_all, df, level)
     qm, qm_df, qm_p = wald_qm(beta, vcov, df)
-    yi, vi = proportion_effects(x, n, "PLO")
+    _, vi = proportion_effects(x, n, "PLO")
     w = 1 / vi
     xtw = xd.T * w
     tr_p = float(w.sum() - np.trace(np.linalg.solve(xtw @ xd, xtw * w @ xd)))
