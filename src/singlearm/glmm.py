@@ -21,7 +21,7 @@ from scipy import special
 
 from . import fit
 from .effects import proportion_effects
-from .metareg import as_design, coefficient_table, wald_qm
+from .metareg import as_design, coefficient_arrays, coefficient_table, wald_qm
 
 GLMM_METHODS = ("ML", "EE")
 
@@ -78,11 +78,20 @@ class GlmmResult:
     estimable: bool
     level: float
     note: str = ""
-    coefficients: pd.DataFrame = field(default=None, repr=False)
+    beta: np.ndarray = field(default=None, repr=False)
+    se_beta: np.ndarray = field(default=None, repr=False)
+    terms: tuple = field(default=(), repr=False)
     vcov: np.ndarray = field(default=None, repr=False)
     vcov_tau: np.ndarray = field(default=None, repr=False)
     events: np.ndarray = field(default=None, repr=False)
     total: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def coefficients(self):
+        """One row per term: ``term, estimate, se, stat, pval, ci_lb, ci_ub`` (empty if not estimable)."""
+        if self.beta is None:
+            return coefficient_table([], np.empty(0), np.empty(0), self.df, self.level)
+        return coefficient_table(self.terms, self.beta, self.se_beta, self.df, self.level)
 
     def summary_frame(self):
         """One-row DataFrame of the scalar results."""
@@ -303,7 +312,7 @@ def glmm(events, total, mods=None, method="ML", test="z", level=0.95, prediction
         beta, tau2 = theta[:p], tau**2
     df = float(k - p) if test == "t" else np.inf
     se_all = np.sqrt(np.diag(vcov))
-    coefs = coefficient_table(d.names, beta, se_all, df, level)
+    stat, pval, lb, ub = coefficient_arrays(beta, se_all, df, level)
     qm, qm_df, qm_p = wald_qm(beta, vcov, df)
     _, vi = proportion_effects(x, n, "PLO")
     w = 1 / vi
@@ -313,12 +322,11 @@ def glmm(events, total, mods=None, method="ML", test="z", level=0.95, prediction
     pi_lb = pi_ub = pi_df = float("nan")
     if method == "ML" and p == 1:
         pi_lb, pi_ub, pi_df = fit.prediction_interval(float(beta[0]), float(se_all[0]), tau2, k, prediction_df, level)
-    c0 = coefs.iloc[0]
-    return GlmmResult(method, test, k, float(beta[0]), float(se_all[0]), float(c0.ci_lb), float(c0.ci_ub),
-                      float(c0.stat), float(c0.pval), df, float(tau2), float(100 * tau2 / (s2 + tau2)),
+    return GlmmResult(method, test, k, float(beta[0]), float(se_all[0]), float(lb[0]), float(ub[0]),
+                      float(stat[0]), float(pval[0]), df, float(tau2), float(100 * tau2 / (s2 + tau2)),
                       float(tau2 / s2 + 1), q_wald, q_wald_p, q_lrt, q_lrt_p, q_df, qm, qm_df, qm_p, pi_lb, pi_ub,
-                      pi_df, prediction_df, float(loglik), iterations, grad_norm, converged, True, level, note, coefs,
-                      vcov, cov_all, x, n)
+                      pi_df, prediction_df, float(loglik), iterations, grad_norm, converged, True, level, note, beta,
+                      se_all, d.names, vcov, cov_all, x, n)
 
 
 def _loglik(like, xd, theta):
@@ -437,7 +445,7 @@ def marginal_proportion(result, level=None):
     """
     level = result.level if level is None else level
     nan = float("nan")
-    if result.method != "ML" or len(result.coefficients if result.coefficients is not None else [0]) != 1:
+    if result.method != "ML" or len(result.terms) > 1:
         raise ValueError("the marginal proportion is defined here for the intercept-only ML model")
     if not result.estimable:
         return MarginalResult(nan, nan, nan, nan, nan, nan, level, note=result.note)

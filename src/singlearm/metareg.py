@@ -72,22 +72,22 @@ def design(data, moderators, reference=None, what="study table"):
     for col in moderators:
         if col not in data.columns:
             raise ValueError(f"moderator {col!r} is not a column of the {what} (columns: {', '.join(map(str, data.columns))})")
-        values = data[col]
-        missing = values.isna().to_numpy()
+        values = data[col].to_numpy()
+        missing = pd.isna(values)
         if missing.any():
             rows = np.flatnonzero(missing).tolist()
             raise ValueError(f"moderator {col!r} of the {what} has missing values at rows {rows}; "
                              "every study in a meta-regression needs a value")
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if numeric:
-            v = values.to_numpy(dtype=float)
+        if values.dtype.kind in "iuf":   # numeric; bool, text and categories are categorical
+            v = values.astype(float)
             if np.ptp(v) == 0:
                 raise ValueError(f"moderator {col!r} is constant within the data (value {v[0]:g} in all {k} "
                                  "studies): its effect cannot be estimated; drop it or add studies that differ")
             cols.append(v)
             names.append(str(col))
             continue
-        levels = sorted(values.astype(str).unique())
+        as_text = values.astype(str)
+        levels = np.unique(as_text).tolist()
         if len(levels) < 2:
             raise ValueError(f"moderator {col!r} is constant within the data (level {levels[0]!r} in all {k} "
                              "studies): its effect cannot be estimated; drop it or add studies that differ")
@@ -96,7 +96,6 @@ def design(data, moderators, reference=None, what="study table"):
             raise ValueError(f"reference level {ref!r} of moderator {col!r} does not occur in the data; "
                              f"expected one of {', '.join(map(repr, levels))}")
         used_reference[col] = ref
-        as_text = values.astype(str).to_numpy()
         for level in levels:
             if level != ref:
                 cols.append((as_text == level).astype(float))
@@ -125,7 +124,17 @@ def as_design(x):
 def _p_matrix(x, w):
     """:math:`P = W - WX(X'WX)^{-1}X'W` for diagonal W given by ``w``."""
     xtw = x.T * w
-    return np.diag(w) - xtw.T @ np.linalg.solve(xtw @ x, xtw)
+    pm = -(xtw.T @ np.linalg.solve(xtw @ x, xtw))
+    pm[np.diag_indices_from(pm)] += w
+    return pm
+
+
+def _qe_trace(x, yi, w):
+    """:math:`y'Py` and :math:`\\mathrm{tr}P` without forming the k x k matrix P."""
+    xtw = x.T * w
+    a = xtw @ x
+    resid = yi - x @ np.linalg.solve(a, xtw @ yi)
+    return float((w * resid**2).sum()), float(w.sum() - np.trace(np.linalg.solve(a, xtw * w @ x)))
 
 
 def residual_tau2(yi, vi, x, method):
@@ -142,11 +151,11 @@ def residual_tau2(yi, vi, x, method):
     if method == "EE":
         return 0.0
     if method == "DL":
-        pm = _p_matrix(x, 1 / vi)
-        return max(0.0, float((yi @ pm @ yi - (k - p)) / np.trace(pm)))
+        qe, tr_p = _qe_trace(x, yi, 1 / vi)
+        return max(0.0, (qe - (k - p)) / tr_p)
     if method == "PM":
         def excess(t):
-            return float(yi @ _p_matrix(x, 1 / (vi + t)) @ yi - (k - p))
+            return _qe_trace(x, yi, 1 / (vi + t))[0] - (k - p)
         if excess(0.0) <= 0:
             return 0.0
         hi = max(float(np.var(yi, ddof=1)), float(vi.max()), 1e-8)
@@ -182,7 +191,8 @@ def residual_tau2(yi, vi, x, method):
 class MetaRegResult:
     """A fitted meta-regression (analysis scale).
 
-    ``coefficients`` has one row per term (:data:`COEFFICIENT_COLUMNS`). ``qm`` tests all
+    ``coefficients`` has one row per term (:data:`COEFFICIENT_COLUMNS`), built on access from
+    ``beta`` and ``se_beta`` (t on ``df`` df with Hartung-Knapp, z otherwise). ``qm`` tests all
     coefficients but the intercept (chi-square on ``qm_df`` df, or F on ``qm_df`` and k - p df
     with Hartung-Knapp); ``qe`` is the test for residual heterogeneity on k - p df; ``tau2`` the
     residual and ``tau2_null`` the intercept-only between-study variance of the same estimator;
@@ -195,7 +205,9 @@ class MetaRegResult:
     test: str
     k: int
     p: int
-    coefficients: pd.DataFrame = field(repr=False)
+    beta: np.ndarray = field(repr=False)
+    se_beta: np.ndarray = field(repr=False)
+    df: float
     qm: float
     qm_df: int
     qm_p: float
@@ -211,6 +223,11 @@ class MetaRegResult:
     vcov: np.ndarray = field(repr=False)
     design: Design = field(repr=False)
 
+    @property
+    def coefficients(self):
+        """One row per term: ``term, estimate, se, stat, pval, ci_lb, ci_ub``."""
+        return coefficient_table(self.design.names, self.beta, self.se_beta, self.df, self.level)
+
     def summary_frame(self):
         """The coefficient table with the model-level results repeated on every row."""
         out = self.coefficients.copy()
@@ -220,8 +237,8 @@ class MetaRegResult:
         return out
 
 
-def coefficient_table(names, beta, se, df, level):
-    """Estimates, SE, z or t statistics, p-values and CIs per term (t on ``df`` df unless inf)."""
+def coefficient_arrays(beta, se, df, level):
+    """Statistics, p-values and CI limits per coefficient (t on ``df`` df unless inf): four arrays."""
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = beta / se
     if np.isfinite(df):
@@ -230,8 +247,14 @@ def coefficient_table(names, beta, se, df, level):
     else:
         pval = 2 * special.ndtr(-np.abs(stat))
         crit = fit._z(level)
+    return stat, pval, beta - crit * se, beta + crit * se
+
+
+def coefficient_table(names, beta, se, df, level):
+    """Estimates, SE, z or t statistics, p-values and CIs per term, as a DataFrame."""
+    stat, pval, lb, ub = coefficient_arrays(beta, se, df, level)
     return pd.DataFrame({"term": list(names), "estimate": beta, "se": se, "stat": stat, "pval": pval,
-                         "ci_lb": beta - crit * se, "ci_ub": beta + crit * se})
+                         "ci_lb": lb, "ci_ub": ub})
 
 
 def wald_qm(beta, vcov, df_resid=np.inf):
@@ -301,12 +324,11 @@ def meta_regression(yi, vi, mods, method="REML", test="z", level=0.95):
         vcov = vcov * float((w * resid**2).sum() / (k - p))
         df = k - p
     se = np.sqrt(np.diag(vcov))
-    coefs = coefficient_table(d.names, beta, se, df, level)
     qm, qm_df, qm_p = wald_qm(beta, vcov, df)
-    pm = _p_matrix(x, 1 / vi)
-    qe = max(0.0, float(yi @ pm @ yi))
+    qe, tr_p = _qe_trace(x, yi, 1 / vi)
+    qe = max(0.0, qe)
     qe_p = float(special.chdtrc(k - p, qe))
-    s2 = (k - p) / np.trace(pm)
+    s2 = (k - p) / tr_p
     if method == "EE":
         i2, h2 = 100 * max(0.0, (qe - (k - p)) / qe) if qe > 0 else 0.0, qe / (k - p)
     else:
@@ -319,5 +341,5 @@ def meta_regression(yi, vi, mods, method="REML", test="z", level=0.95):
         r2 = 0.0 if tss == 0 else max(0.0, 100 * (1 - (rss / tss) * (k - 1) / (k - p)))
     else:
         r2 = 0.0 if tau2_null == 0 else max(0.0, 100 * (tau2_null - tau2) / tau2_null)
-    return MetaRegResult(method, test, k, p, coefs, qm, qm_df, qm_p, qe, k - p, qe_p, float(tau2), float(tau2_null),
+    return MetaRegResult(method, test, k, p, beta, se, float(df), qm, qm_df, qm_p, qe, k - p, qe_p, float(tau2), float(tau2_null),
                          float(r2), float(i2), float(h2), level, vcov, d)

@@ -55,9 +55,16 @@ class SubgroupTest:
 
 
 def _levels(groups):
-    g = pd.Series(np.asarray(groups)).astype(str)
-    levels = tuple(sorted(g.unique()))
-    return g, levels, tuple(int((g == lv).sum()) for lv in levels)
+    g = np.asarray(groups).astype(str)
+    levels, counts = np.unique(g, return_counts=True)
+    return g, tuple(levels.tolist()), tuple(counts.tolist())
+
+
+def _subgroup_design(g, levels):
+    """Intercept and one indicator per subgroup but the first (as metareg.design builds it)."""
+    x = np.column_stack([np.ones(len(g))] + [(g == lv).astype(float) for lv in levels[1:]])
+    return metareg.Design(x, ("intrcpt",) + tuple(f"subgroup={lv}" for lv in levels[1:]), ("subgroup",),
+                          {"subgroup": levels[0]})
 
 
 def _result(model, method, test, levels, ks, min_level_k, q=np.nan, df=0, p=np.nan, tau2=np.nan, why=""):
@@ -94,7 +101,7 @@ def subgroup_test_separate(yi, vi, groups, method="DL", test="z", min_level_k=2,
     g, levels, ks = _levels(groups)
     if len(levels) < 2:
         return _result("separate", method, test, levels, ks, min_level_k, why="fewer than 2 subgroups")
-    fits = [fit.rma(yi[(g == lv).to_numpy()], vi[(g == lv).to_numpy()], method, test, **conventions) for lv in levels]
+    fits = [fit.rma(yi[g == lv], vi[g == lv], method, test, **conventions) for lv in levels]
     q, df, p = fit.subgroup_test([r.b for r in fits], [r.se for r in fits])
     if not np.isfinite(q):
         return _result("separate", method, test, levels, ks, min_level_k,
@@ -124,8 +131,7 @@ def subgroup_test_common(yi, vi, groups, method="DL", test="z", min_level_k=2):
     if len(yi) <= len(levels):
         return _result("common", method, test, levels, ks, min_level_k,
                        why=f"k = {len(yi)} studies for {len(levels)} subgroups leaves no residual degrees of freedom")
-    d = metareg.design(pd.DataFrame({"subgroup": g}), ["subgroup"])
-    r = metareg.meta_regression(yi, vi, d, method, test)
+    r = metareg.meta_regression(yi, vi, _subgroup_design(g, levels), method, test)
     return _result("common", method, test, levels, ks, min_level_k, r.qm, r.qm_df, r.qm_p, r.tau2)
 
 
@@ -151,8 +157,7 @@ def subgroup_test_glmm(events, total, groups, test="z", min_level_k=2, n_nodes=7
     g, levels, ks = _levels(groups)
     if len(levels) < 2:
         return _result("glmm", "ML", test, levels, ks, min_level_k, why="fewer than 2 subgroups")
-    d = metareg.design(pd.DataFrame({"subgroup": g}), ["subgroup"])
-    r = glmm.glmm(events, total, mods=d, test=test, n_nodes=n_nodes)
+    r = glmm.glmm(events, total, mods=_subgroup_design(g, levels), test=test, n_nodes=n_nodes)
     if not (r.estimable and r.converged):
         return _result("glmm", "ML", test, levels, ks, min_level_k, why=r.note)
     return _result("glmm", "ML", test, levels, ks, min_level_k, r.qm, r.qm_df, r.qm_p, r.tau2)
