@@ -333,7 +333,7 @@ def meta_regression(yi, vi, mods, method="REML", test="z", level=0.95):
         i2, h2 = 100 * max(0.0, (qe - (k - p)) / qe) if qe > 0 else 0.0, qe / (k - p)
     else:
         i2, h2 = 100 * tau2 / (s2 + tau2), tau2 / s2 + 1
-    tau2_null = fit.rma(yi, vi, method).tau2
+    tau2_null = float(fit._ESTIMATORS[method](yi, vi))   # the intercept-only fit, same estimator
     if method == "EE":
         # metafor: the adjusted R^2 of the weighted least-squares fit, truncated at 0
         yw = (w * yi).sum() / w.sum()
