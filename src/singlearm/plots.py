@@ -342,12 +342,12 @@ def _title_height(text, width, subtitle=None, style=STYLE):
     return used + 0.1
 
 
-def _estimate_axis(ax, values, proportion):
+def _estimate_axis(ax, values, proportion, label=None):
     """x axis of a forest-type plot: round limits holding every value, in percent or months."""
     xlim = _nice_limits(values, lower=0.0, upper=100.0 if proportion else None)
     ax.set_xlim(*xlim)
     _plain_ticks(ax)
-    ax.set_xlabel("Proportion (%)" if proportion else "Median (months)")
+    ax.set_xlabel(label or ("Proportion (%)" if proportion else "Median (months)"))
     return xlim
 
 
@@ -702,7 +702,8 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
     indent = 0.1
     labels = [r["label"] for r in rows if r["kind"] == "study"]
     heads = [r["label"] for r in rows if r["kind"] == "heading"]
-    events_header = "Events/N" if proportion else "N"
+    events_header = "Events/N" if proportion and st["events"].notna().any() else "N"
+    axis_label = {"Kaplan-Meier rate, % (95% CI)": "Kaplan-Meier rate (%)"}.get(value_header)
     est_header = value_header or ("Proportion, % (95% CI)" if proportion else "Median, months (95% CI)")
     label_w = max(_width(labels) + indent, _width(heads, weight="bold"), _width(["Prediction interval"]),
                   _width(["Study"], weight="bold"))
@@ -733,8 +734,13 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
         # Axis limits: every number drawn, on round ticks, within the scale's natural range.
         values = []
         for r in rows:
-            values += [v for v in (r.get("est"), r.get("lo"), r.get("hi")) if v is None or v != np.inf]
-        xlim = _estimate_axis(ax, values, proportion)
+            if r["kind"] != "pi":
+                values += [v for v in (r.get("est"), r.get("lo"), r.get("hi")) if v is None or v != np.inf]
+        # A prediction interval from few studies can run to thousands of months: it widens the
+        # axis only up to twice the span of everything else, beyond that it ends in an arrow.
+        span = max([abs(float(v)) for v in values if _finite(v)], default=1.0)
+        values += [v for r in rows if r["kind"] == "pi" for v in (r["lo"], r["hi"]) if _finite(v) and abs(v) <= 2 * span]
+        xlim = _estimate_axis(ax, values, proportion, axis_label)
 
         frame.header(x_label, "Study", ha="left")
         frame.header(x_events, events_header, ha="right")
