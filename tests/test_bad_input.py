@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from singlearm import cleaning, sheets
+from singlearm import checks, cleaning, sheets
 from singlearm.errors import DataError
 
 from conftest import SCHEMAS, edit_csv
@@ -136,3 +136,15 @@ def test_an_outcome_id_too_long_for_a_file_name(raw_copy):
     assert message(raw_copy, "bad.csv").startswith(
         f"{raw_copy / 'bad.csv'}, row 5, column 'outcome': value '{long_id}': expected a known outcome id")
     assert message(raw_copy, "bad.csv").endswith("(lower case, underscores; at most 100 characters)")
+
+
+def test_exclusions_that_change_what_is_pooled_are_listed(raw_copy):
+    # zhang2022's ORR (row 102) loses its percentage; deliberate exclusions (exclude_reason, subsets,
+    # descriptive fields) are not listed, and neither is anything kept.
+    edit_csv(raw_copy / "extraction.csv", raw_copy / "ok.csv", 102, "estimate", "")
+    log = cleaning.clean(read(raw_copy / "ok.csv", "extraction"), read(raw_copy / "study_characteristics.csv",
+                         "studies")).log
+    assert checks.pooling_exclusions(log) == [
+        "median_os | xu2023 | no numeric median (e.g. not reached) (extraction row 32)",
+        "orr | zhang2022 | neither a count nor a percentage to rebuild it from (extraction row 102)"]
+    assert (log["reason"].str.startswith("exclude_reason:")).sum() > 0

@@ -90,6 +90,15 @@ def test_a_prior_parameter_typo_in_a_sensitivity_prior(tmp_path):
         "it takes beta")
 
 
+def test_one_prior_set_for_every_fit_is_checked_too(tmp_path):
+    assert problem(tmp_path, DATA + "bayes: {priors: {mu: {dist: norml, mu: 0, sigma: 1}}}\n") == (
+        "my.yaml: key 'bayes.priors.mu.dist': value 'norml': expected a prior family, one of normal "
+        "(did you mean 'normal'?)")
+    path = tmp_path / "ok.yaml"
+    path.write_text(DATA + "bayes: {priors: {mu: {dist: normal, mu: 0, sigma: 1}, tau: {dist: halfcauchy, beta: 1}}}\n")
+    configcheck.check_config(configcheck.load_yaml(path), SCHEMA, [path], cleaning.ANALYSIS_COLUMNS)
+
+
 def test_a_non_positive_prior_scale(tmp_path):
     assert problem(tmp_path, DATA + "bayes: {priors: {median: {mu: {dist: normal, mu: 0, sigma: 0}}}}\n") == (
         "my.yaml: key 'bayes.priors.median.mu.sigma': value 0: expected a finite number > 0")

@@ -33,6 +33,13 @@ def wait_for(condition, timeout, what):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def cmdline_of(process):
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:   # ended (or a zombie) meanwhile
+        return ""
+
+
 def tree(pid):
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -69,6 +76,9 @@ def miller_dir(tmp_path):
     raw.mkdir(parents=True)
     for name in ("study_characteristics.csv", "extraction.csv"):
         (raw / name).write_bytes((MILLER / name).read_bytes())
+    # A DCR of 37.5% of 11 patients fits no whole count: the row is not pooled, and the run says so.
+    with open(raw / "extraction.csv", "a") as f:
+        f.write("miller1,all,dcr,,11,37.5,,,percent,reported,,https://doi.org/10.1080/00031305.1978.10479283,x,\n")
     config = tmp_path / "config.yaml"
     config.write_text(f"data:\n  studies: {raw / 'study_characteristics.csv'}\n"
                       f"  extraction: {raw / 'extraction.csv'}\n")
@@ -81,7 +91,7 @@ def test_second_run_is_refused_kill_leaves_no_orphans_and_the_plain_command_resu
     first = subprocess.Popen([*command, BAYES], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
-        script = wait_for(lambda: [p for p in tree(first.pid) if "fit_bayes" in " ".join(p.cmdline())], 300,
+        script = wait_for(lambda: [p for p in tree(first.pid) if "fit_bayes" in cmdline_of(p)], 300,
                           "the Bayesian job to start")[0]
         # 5. A second invocation, with nothing to do for its own target, is refused and leaves the
         #    running run's locks in place.
@@ -107,4 +117,9 @@ def test_second_run_is_refused_kill_leaves_no_orphans_and_the_plain_command_resu
     again = subprocess.run([*command, BAYES], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "left by an interrupted run" in again.stderr
+    # 4. Exclusions that change what is pooled are listed at the end of the run.
+    assert (
+        "Not pooled: 1 extraction row(s) the workflow could not use (outcome | cohort | reason; all in "
+        "data/processed/cleaning_log.csv):\n  dcr | miller1 | no unique count fits 37.5% of 11 (integers that "
+        "round to it: none) (extraction row 6)\n") in again.stderr
     assert (run_dir / BAYES).exists()

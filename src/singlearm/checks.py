@@ -76,3 +76,28 @@ def check_percent_not_fraction(row, total, path):
     raise DataError(path, int(row[ROW_COLUMN]), "estimate", text,
                     f"a percentage (0-100) that some count out of {int(total)} rounds to; the smallest non-zero "
                     f"one is {100 / total:.3g}%, so {text} looks like a fraction: write {meant} for {meant}%")
+
+
+def pooling_exclusions(log):
+    """Rows of the cleaning log whose exclusion changes what is pooled, for the end-of-run summary.
+
+    Rows excluded on purpose (an ``exclude_reason``, a within-study subset, a descriptive field)
+    are left out: the sheet already says so. What remains are data the workflow could not use
+    (no count to rebuild, no denominator, a median not reached), which a user should see.
+
+    Parameters
+    ----------
+    log : pandas.DataFrame
+        The cleaning log (:attr:`singlearm.cleaning.CleanResult.log`).
+
+    Returns
+    -------
+    list of str
+        ``outcome | cohort | reason (extraction row N)``, in sheet order.
+    """
+    from . import outcomes as oc  # here, not at the top: cleaning imports this module
+
+    rows = log[(log["status"] == "excluded") & (log["cohort_id"] != "")
+               & ~log["reason"].str.startswith("exclude_reason:")
+               & (log["outcome"].map(oc.kind) != oc.DESCRIPTIVE)]
+    return [f"{r.outcome} | {r.cohort_id} | {r.reason} (extraction row {r.source_row})" for r in rows.itertuples()]

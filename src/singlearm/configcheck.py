@@ -156,16 +156,19 @@ def _priors_error(config):
     for keys, spec in sets:
         if not isinstance(spec, dict):
             return keys, f"expected per-kind priors ({', '.join(KINDS)}), found {spec!r}"
-        for kind, parts in spec.items():
-            if kind not in KINDS:
+        # One set {mu, tau} for every fit is allowed too (singlearm.bayes.resolve_priors says when).
+        by_kind = {None: spec} if spec and set(spec) <= {"mu", "tau"} else spec
+        for kind, parts in by_kind.items():
+            kind_keys = keys if kind is None else (*keys, kind)
+            if kind is not None and kind not in KINDS:
                 return (*keys, kind), f"unknown kind{_near(kind, KINDS)}; priors are given per kind: {', '.join(KINDS)}"
             if not isinstance(parts, dict):
-                return (*keys, kind), f"expected mu and/or tau priors, found {parts!r}"
+                return kind_keys, f"expected mu and/or tau priors, found {parts!r}"
             for name, part in parts.items():
                 families = {"mu": MU_PRIORS, "tau": TAU_PRIORS}.get(name)
                 if families is None:
-                    return (*keys, kind, name), f"unknown parameter{_near(name, ('mu', 'tau'))}; priors are set for mu and tau"
-                found = _prior_error(part, (*keys, kind, name), families)
+                    return (*kind_keys, name), f"unknown parameter{_near(name, ('mu', 'tau'))}; priors are set for mu and tau"
+                found = _prior_error(part, (*kind_keys, name), families)
                 if found:
                     return found
     return None

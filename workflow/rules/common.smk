@@ -15,7 +15,7 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import cleaning, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
+from singlearm import checks, cleaning, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
 # One run per directory: a second Snakemake here would delete this run's locks (see runguard).
@@ -64,6 +64,16 @@ CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup
 # One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
 STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
+# Listed at the end of the run, where a user looks, not only in cleaning_log.csv.
+EXCLUSIONS = checks.pooling_exclusions(CLEAN.log)
+
+
+onsuccess:
+    if EXCLUSIONS:
+        print(f"\nNot pooled: {len(EXCLUSIONS)} extraction row(s) the workflow could not use "
+              "(outcome | cohort | reason; all in data/processed/cleaning_log.csv):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in EXCLUSIONS), file=sys.stderr)
+
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
 # Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
 SUBGROUP_LEVELS = list(dict.fromkeys(TABLES["studies"][config["subgroup_column"]]))
