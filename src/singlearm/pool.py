@@ -218,12 +218,16 @@ def _median_of_medians(part, m, level):
         ok = j[cover >= level]
         ci = (float(y[ok.max() - 1]), float(y[k - ok.max()])) if ok.size else (NAN, NAN)
         return est, ci, []
-    w = part.sort_values("estimate")["total"].to_numpy(float)
-    pos = 1 + (w.sum() - 1) * 0.5   # 1-based position of the median in the n-weighted sample
+    return _weighted_median(y, part.sort_values("estimate")["total"].to_numpy(float)), (NAN, NAN), []
+
+
+def _weighted_median(y, w):
+    """Type-7 median of the sample in which sorted value ``y[i]`` appears ``w[i]`` times."""
     cum = np.cumsum(w)
+    pos = 1 + (cum[-1] - 1) * 0.5            # 1-based position of the median in that sample
     low, frac = int(np.floor(pos)), pos % 1
-    at = lambda p: y[np.searchsorted(cum, p)]  # value at 1-based position p of the expanded sample
-    return float((1 - frac) * at(low) + frac * at(min(low + 1, cum[-1]))), (NAN, NAN), []
+    below, above = y[np.searchsorted(cum, low)], y[np.searchsorted(cum, min(low + 1, cum[-1]))]
+    return float((1 - frac) * below + frac * above)
 
 
 def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm_b=None, ft_logit_margin=0.2):
