@@ -248,3 +248,63 @@ def data_paths(config, files, default_dir):
         path = Path(os.path.expanduser(str(value)))
         out[key] = path if path.is_absolute() else base / path
     return out
+
+
+def moderators(config):
+    """The config's ``moderators`` as ``(columns, {column: reference})``.
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    (list of str, dict)
+    """
+    columns, reference = [], {}
+    for item in config.get("moderators") or []:
+        if isinstance(item, dict):
+            columns.append(item["column"])
+            if item.get("reference") is not None:
+                reference[item["column"]] = item["reference"]
+        else:
+            columns.append(item)
+    return columns, reference
+
+
+def check_moderators(config, studies, files=(), studies_path="the study table"):
+    """Stop at start when ``moderators`` names a column the study table lacks, a reference level
+    that does not occur, or a moderator constant within the data (nothing to regress on).
+
+    Parameters
+    ----------
+    config : dict
+    studies : pandas.DataFrame
+        The study table.
+    files : sequence of str or Path
+        Config files in load order.
+    studies_path : str
+        Path of the study table, for the message.
+
+    Raises
+    ------
+    ConfigError
+        ``<file>: key 'moderators[i]': ...`` naming the column, its value(s) and what is allowed.
+    """
+    from . import metareg   # numpy/pandas only; kept local so the config check stays light
+
+    columns, reference = moderators(config)
+    files = [str(f) for f in files]
+    # the sheet reader keeps each cell's text in '<column>__text' and the sheet row in source_row
+    own = [c for c in studies.columns if not str(c).endswith("__text") and c != "source_row"]
+    for i, col in enumerate(columns):
+        keys = ("moderators", i)
+        where = f"{_source(keys, files)}: key 'moderators[{i}]'"
+        if col not in own:
+            raise ConfigError(f"{where}: value {col!r}: no such column in {studies_path}{_near(col, own)}; "
+                              f"expected one of its columns: {', '.join(map(str, own))}")
+        try:
+            metareg.design(studies, [col], {col: str(reference[col])} if col in reference else None,
+                           what=f"study table {studies_path}")
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None

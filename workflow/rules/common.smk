@@ -59,6 +59,11 @@ SHEETS = {"studies": "studies", "extraction": "extraction", "quality_minors": "q
           "quality_jbi": "quality_jbi", "prisma": "prisma", "published": "published"}
 INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
+# Moderators are study-table columns: a missing, constant or unknown-reference one stops here.
+try:
+    configcheck.check_moderators(config, TABLES["studies"], CONFIG_FILES, INPUTS["studies"])
+except configcheck.ConfigError as err:
+    sys.exit(f"singlearm: {err}")
 CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
                        INPUTS["extraction"], INPUTS["studies"])
 # One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
