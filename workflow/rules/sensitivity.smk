@@ -19,6 +19,8 @@ rule analyse_robustness:
         levels=SUBGROUP_LEVELS,
         scenarios=config["sensitivity"]["scenarios"],
         i2_change=config["sensitivity"]["i2_change"],
+        bias_min_k=config.get("bias", {}).get("min_k", 10),
+        p0=lambda wc: (config.get("bias", {}).get("p0") or {}).get(SLUGS[wc.outcome]),
         settings=config["frequentist"],
     log:
         "results/logs/analyse_robustness/{outcome}.log",
