@@ -49,3 +49,28 @@ rule gather_robustness:
         "../../envs/pool.yaml"
     script:
         "../scripts/gather_tables.py"
+
+
+# Meta-regression of each outcome's primary effect on the study-table moderators (config
+# "moderators"; outcomes with k < meta_regression.min_k get a "not run" row).
+rule fit_meta_regression:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        studies=INPUTS["studies"],
+    output:
+        table="results/tables/meta_regression.csv",
+        points="results/tables/meta_regression_points.csv",
+    params:
+        outcomes=OUTCOMES,
+        primary={o: primary_method(o) for o in OUTCOMES},
+        moderators=MODERATORS,
+        reference=MODERATOR_REFERENCE,
+        min_k=META_MIN_K,
+        level=config["frequentist"]["level"],
+        studies_schema=str(ROOT / "workflow" / "schemas" / "studies.schema.yaml"),
+    log:
+        "results/logs/fit_meta_regression.log",
+    conda:
+        "../../envs/pool.yaml"
+    script:
+        "../scripts/fit_meta_regression.py"
