@@ -76,6 +76,15 @@ class Conventions:
         """How the prediction interval is computed, for tables and captions: ``t, k-1 df``."""
         return "z" if self.prediction_df == "z" else f"t, {self.prediction_df} df"
 
+    def caption(self):
+        """The conventions in one sentence for table captions."""
+        tau2 = "tau\u00b2"
+        i2 = tau2 if self.i2 == "tau2" else "Q"
+        common = "a common" if self.tau_common else "separate"
+        return (f"Prediction intervals: {self.pi_label()}; Hartung-Knapp ad hoc rule: {self.hksj_adhoc}; "
+                f"I\u00b2 from {i2}; subgroup tests with {common} {tau2} (GLMM: common {tau2}, "
+                f"{self.glmm_test} test).")
+
     def describe(self, m):
         """The conventions that apply to method ``m``, as one short text for ``pooled_details.csv``."""
         parts = []
