@@ -292,3 +292,10 @@ def test_bad_moderators_stop_with_one_message():
             configcheck.check_moderators({"moderators": mods}, studies, [], "studies.csv")
         assert "key 'moderators[0]'" in str(err.value) and message in str(err.value)
     configcheck.check_moderators({"moderators": ["design"]}, studies, [], "studies.csv")
+
+
+def test_forest_footnote_names_the_prediction_interval_convention():
+    from singlearm import figures
+    for pi_df, text in (("k-1", "Prediction interval: t, k-1 df."), ("z", "Prediction interval: z.")):
+        details = pool.pool_outcome(rows_of("dcr"), "dcr", conventions=pool.Conventions(prediction_df=pi_df)).details
+        assert figures._footnotes(details, "dcr", "PFT-DL")[-1] == text

@@ -21,7 +21,11 @@ def _footnotes(details, outcome, method):
     d = details[(details["outcome"] == outcome) & (details["method"] == method) & (details["subgroup"] == "overall")]
     flags = d["flags"].fillna("").astype(str).iloc[0] if len(d) else ""
     shown = [f for f in flags.split("; ") if f and not f.startswith(("single study", "exact Clopper", "reported CI"))]
-    return [f"{'Freeman-Tukey: ' if method.startswith('PFT') else 'Note: '}{f}." for f in shown]
+    notes = [f"{'Freeman-Tukey: ' if method.startswith('PFT') else 'Note: '}{f}." for f in shown]
+    # the prediction interval's convention (config frequentist.prediction_df), where one is drawn
+    conventions = d["conventions"].fillna("").astype(str).iloc[0] if len(d) and "conventions" in d else ""
+    pi = [c[len("PI: "):] for c in conventions.split("; ") if c.startswith("PI: ")]
+    return notes + [f"Prediction interval: {pi[0]}."] if pi else notes
 
 
 def forest_figures(studies, estimates, subgroup_tests, details, stems, methods):
