@@ -299,3 +299,16 @@ def test_forest_footnote_names_the_prediction_interval_convention():
     for pi_df, text in (("k-1", "Prediction interval: t, k-1 df."), ("z", "Prediction interval: z.")):
         details = pool.pool_outcome(rows_of("dcr"), "dcr", conventions=pool.Conventions(prediction_df=pi_df)).details
         assert figures._footnotes(details, "dcr", "PFT-DL")[-1] == text
+
+
+def test_scenario_refits_follow_the_conventions():
+    # ORR: the 'se' rule widens the Hartung-Knapp CI (metafor test = "adhoc"); a scenario refit must too
+    rows = rows_of("orr").assign(subgroup="x", design=["pro"] * 4 + ["retro"] * 4)
+    keep = [{"id": "all", "description": "all", "keep": {"design": ["pro", "retro"]}}]
+    ci = {}
+    for adhoc in ("se", "none"):
+        c = pool.Conventions(hksj_adhoc=adhoc)
+        sc = robustness.robustness(rows, "orr", method="PFT-DL-HKSJ", scenarios=keep, conventions=c).scenarios
+        ci[adhoc] = sc["ci_low"].iloc[0]
+    assert ci["se"] == pytest.approx(pft_back(ref("orr", "PFT-DL-HKSJ-SE", "ci_lb"), "orr"), abs=TOL_CLOSED)
+    assert ci["none"] == pytest.approx(pft_back(ref("orr", "PFT-DL-HKSJ", "ci_lb"), "orr"), abs=TOL_CLOSED)

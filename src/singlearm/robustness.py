@@ -160,7 +160,7 @@ def _denominator_scenarios(rows):
             for v in values]
 
 
-def _scenarios(rows, outcome, scenarios, method, level, main):
+def _scenarios(rows, outcome, scenarios, method, level, main, conventions=None):
     """The alternative analyses: the main estimates by every method (from ``main``, not refitted),
     and the primary method refitted on the cohorts each selection rule keeps."""
     main = main[main["subgroup"] == "overall"]
@@ -185,7 +185,8 @@ def _scenarios(rows, outcome, scenarios, method, level, main):
                "dropped": ";".join(dropped["cohort_id"]), "note": ""}
         if dropped.empty:
             row["note"] = "no cohort dropped: same as the main analysis"
-        fit = pool.fit_method(kept, method, outcome=outcome, level=level) if len(kept) else None
+        fit = pool.fit_method(kept, method, outcome=outcome, level=level, conventions=conventions) \
+            if len(kept) else None
         if fit is None:
             row["note"] = "no cohort left to pool"
         else:
@@ -199,7 +200,7 @@ def _scenarios(rows, outcome, scenarios, method, level, main):
 
 
 def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), level=0.95, i2_margin=25.0,
-               min_k=10, p0=None):
+               min_k=10, p0=None, conventions=None):
     """Every robustness analysis of one outcome, overall and per subgroup with k >= 3.
 
     Parameters
@@ -231,6 +232,8 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
         "not run: k < min_k" instead of giving p-values.
     p0 : float, optional
         ``bias.p0`` of this outcome: the funnel's contours are drawn around it (a rate).
+    conventions : singlearm.pool.Conventions, optional
+        The config's conventions, for the scenarios' refits (as the main analysis).
 
     Returns
     -------
@@ -246,7 +249,7 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
     rows = rows[rows["outcome"] == outcome]
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
     if main is None:
-        main = pool.pool_outcome(rows, outcome, level=level, primary=method).estimates
+        main = pool.pool_outcome(rows, outcome, level=level, primary=method, conventions=conventions).estimates
     loo, inf, pb, fun = [], [], [], []
     for subgroup in ["overall", *levels]:
         part = rows if subgroup == "overall" else rows[rows["subgroup"] == subgroup]
@@ -265,4 +268,4 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
 
     return Robustness(leave_one_out=stack(loo, LOO_COLUMNS), influence=stack(inf, INFLUENCE_COLUMNS),
                       publication_bias=stack(pb, BIAS_COLUMNS), funnel=stack(fun, FUNNEL_COLUMNS),
-                      scenarios=_scenarios(rows, outcome, scenarios, method, level, main))
+                      scenarios=_scenarios(rows, outcome, scenarios, method, level, main, conventions))
