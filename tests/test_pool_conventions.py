@@ -312,3 +312,52 @@ def test_scenario_refits_follow_the_conventions():
         ci[adhoc] = sc["ci_low"].iloc[0]
     assert ci["se"] == pytest.approx(pft_back(ref("orr", "PFT-DL-HKSJ-SE", "ci_lb"), "orr"), abs=TOL_CLOSED)
     assert ci["none"] == pytest.approx(pft_back(ref("orr", "PFT-DL-HKSJ", "ci_lb"), "orr"), abs=TOL_CLOSED)
+
+
+# ---- the sarcoma meta-regression of the default config (make_reference_wiring.R) ----------------
+
+def load_wiring_reference():
+    ref_table = pd.read_csv(REF_DIR / "metafor_wiring_values.csv", keep_default_na=False)
+    return {(r.outcome, r.fit, r.quantity, r.study): float(r.value) if r.value != "" else math.nan
+            for r in ref_table.itertuples()}
+
+
+WIRING = load_wiring_reference()
+MODERATED = pd.read_csv(REF_DIR / "inputs" / "sarcoma_moderators.csv")
+
+
+def moderated(outcome):
+    d = MODERATED[MODERATED.outcome == outcome]
+    rows = pd.DataFrame({"outcome": outcome, "kind": "proportion", "subgroup": "all", "cohort_id": d["study"],
+                         "study_id": d["study"], "group": "all", "events": d["events"], "total": d["total"]})
+    studies = d.rename(columns={"study": "study_id"})[["study_id", "median_age", "design"]].assign(group="all")
+    return rows, studies
+
+
+@pytest.mark.parametrize("outcome", ["orr", "dcr"])
+@pytest.mark.parametrize("method, tol", [("PFT-DL", TOL_CLOSED), ("PFT-REML", TOL_ITERATIVE)])
+def test_sarcoma_meta_regression_matches_metafor(outcome, method, tol):
+    rows, studies = moderated(outcome)
+    fit = f"METAREG-{method}"
+    r = moderation.meta_regression(rows, studies, outcome, method, ["median_age", "design"],
+                                   {"design": "prospective"}, min_k=7)
+    t = r.table.set_index("term")
+    for name, ours in (("intrcpt", "intrcpt"), ("median_age", "median_age"),
+                       ("designretrospective", "design=retrospective")):
+        for col, q in (("estimate", "b"), ("se", "se"), ("pval", "pval"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub")):
+            assert t.loc[ours, col] == pytest.approx(WIRING[(outcome, fit, q, name)], abs=tol), (name, col)
+    for col in ("qm", "qm_p", "qe", "qe_p", "tau2", "tau2_null", "r2"):
+        assert t[col].iloc[0] == pytest.approx(WIRING[(outcome, fit, col, "")], abs=tol), col
+    line = r.points[(r.points.kind == "line") & (r.points.moderator == "median_age")]
+    for end, i in (("min", 0), ("max", -1)):
+        assert line["y"].iloc[i] == pytest.approx(WIRING[(outcome, fit, "line_pred", end)], abs=tol)
+        assert line["y_low"].iloc[i] == pytest.approx(WIRING[(outcome, fit, "line_ci_lb", end)], abs=tol)
+        assert line["y_high"].iloc[i] == pytest.approx(WIRING[(outcome, fit, "line_ci_ub", end)], abs=tol)
+
+
+@pytest.mark.parametrize("outcome", ["orr", "dcr"])
+def test_funnel_benchmark_matches_uniroot_of_transf_ipft_hm(outcome):
+    rows, _ = moderated(outcome)
+    fun = robustness.robustness(rows.assign(subgroup="x"), outcome, method="PFT-DL", min_k=3, p0=0.2).funnel
+    assert fun["refline"].iloc[0] == pytest.approx(WIRING[(outcome, "FUNNEL-P0-PFT", "refline_p0_0.2", "")],
+                                                   abs=TOL_CLOSED)
