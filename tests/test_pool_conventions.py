@@ -361,3 +361,10 @@ def test_funnel_benchmark_matches_uniroot_of_transf_ipft_hm(outcome):
     fun = robustness.robustness(rows.assign(subgroup="x"), outcome, method="PFT-DL", min_k=3, p0=0.2).funnel
     assert fun["refline"].iloc[0] == pytest.approx(WIRING[(outcome, "FUNNEL-P0-PFT", "refline_p0_0.2", "")],
                                                    abs=TOL_CLOSED)
+
+
+@pytest.mark.parametrize("i2, q", [("tau2", "i2"), ("q", "i2_q")])
+def test_i2_convention(i2, q):
+    est, det = overall(pool.pool_outcome(rows_of("dcr"), "dcr", conventions=pool.Conventions(i2=i2)), "PFT-DL")
+    assert est["i2"] == pytest.approx(ref("dcr", "PFT-DL", q), abs=TOL_CLOSED)
+    assert f"I2 from {i2}" in det["conventions"]
