@@ -368,3 +368,11 @@ def test_i2_convention(i2, q):
     est, det = overall(pool.pool_outcome(rows_of("dcr"), "dcr", conventions=pool.Conventions(i2=i2)), "PFT-DL")
     assert est["i2"] == pytest.approx(ref("dcr", "PFT-DL", q), abs=TOL_CLOSED)
     assert f"I2 from {i2}" in det["conventions"]
+
+
+def test_p0_for_a_median_stops_at_start():
+    config = {"data": {"studies": "s.csv", "extraction": "e.csv"}, "bias": {"p0": {"median_os": 0.5}}}
+    with pytest.raises(configcheck.ConfigError, match=r"key 'bias.p0.median_os': a benchmark rate p0 is defined for "
+                                                      r"proportions and survival rates; 'median_os' is a median"):
+        configcheck.check_config(config, schema())
+    configcheck.check_config({**config, "bias": {"p0": {"orr": 0.2}}}, schema())

@@ -191,6 +191,22 @@ def _scenario_error(config, columns):
     return None
 
 
+def _p0_error(config):
+    """A ``bias.p0`` for an outcome that is not a rate (a benchmark proportion has no meaning for a median)."""
+    from . import outcomes   # the outcome vocabulary, no heavy imports
+
+    for outcome in ((config.get("bias") or {}).get("p0") or {}):
+        keys = ("bias", "p0", outcome)
+        try:
+            kind = outcomes.kind(outcome)
+        except ValueError as err:
+            return keys, f"unknown outcome: {err}"
+        if kind not in (outcomes.PROPORTION, outcomes.SURVIVAL_RATE):
+            return keys, (f"a benchmark rate p0 is defined for proportions and survival rates; '{outcome}' is a "
+                          f"{kind}")
+    return None
+
+
 def check_config(config, schema, files=(), analysis_columns=()):
     """Check a config against its schema and the values jobs would only reject later.
 
@@ -214,7 +230,7 @@ def check_config(config, schema, files=(), analysis_columns=()):
     message = _schema_error(config, schema, files)
     if message:
         raise ConfigError(message)
-    for found in (_priors_error(config), _scenario_error(config, list(analysis_columns))):
+    for found in (_priors_error(config), _scenario_error(config, list(analysis_columns)), _p0_error(config)):
         if found:
             keys, what = found
             raise ConfigError(f"{_source(keys, files)}: key '{_dotted(keys)}': {what}")
