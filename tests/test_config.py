@@ -32,7 +32,7 @@ DATA = "data: {studies: s.csv, extraction: e.csv}\n"
 def test_a_misspelt_top_level_key(tmp_path):
     assert problem(tmp_path, DATA + "primary_methd: PFT-DL\n") == (
         "my.yaml: unknown key 'primary_methd' (did you mean 'primary_method'?); valid keys at the top: bayes, "
-        "data, frequentist, outcomes, primary_median_method, primary_method, primary_survival_method, seed, sensitivity, subgroup_column")
+        "bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, seed, sensitivity, subgroup_column")
 
 
 def test_a_misspelt_nested_key(tmp_path):
@@ -49,7 +49,7 @@ def test_a_misspelt_key_in_a_list_item(tmp_path):
 
 def test_a_misspelt_value(tmp_path):
     assert problem(tmp_path, DATA + "primary_method: PFT-D\n") == (
-        "my.yaml: key 'primary_method': value 'PFT-D': expected one of PFT-DL, PFT-REML, PLO-DL, PLO-REML, PFT-DL-HKSJ "
+        "my.yaml: key 'primary_method': value 'PFT-D': expected one of PFT-DL, PFT-REML, PLO-DL, PLO-REML, PFT-DL-HKSJ, PFT-REML-HKSJ, PLO-REML-HKSJ "
         "(did you mean 'PFT-DL'?)")
 
 
@@ -163,7 +163,7 @@ def test_workflow_prints_one_line_and_reads_relative_sheet_paths(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1] == (
         f"singlearm: {config}: unknown key 'primary_methd' (did you mean 'primary_method'?); valid keys at the "
-        "top: bayes, data, frequentist, outcomes, primary_median_method, primary_method, primary_survival_method, "
+        "top: bayes, bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, "
         "seed, sensitivity, subgroup_column")
     assert len(bad.stderr.strip().splitlines()) <= 2   # the profile's notice, then the message
     config.write_text(config.read_text().replace("primary_methd", "primary_method"))

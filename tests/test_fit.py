@@ -185,7 +185,8 @@ def test_pool_outcome_reports_the_reference_values():
     """The output table's PFT-DL / GLMM rows are metafor's back-transformed values (proportions 0-1)."""
     sarcoma = pd.read_csv(REF / "inputs" / "sarcoma_proportions.csv")
     rows = sarcoma.rename(columns={"study": "cohort_id"}).assign(study_id=lambda d: d.cohort_id, kind="proportion")
-    res = pool.pool_outcome(rows, "dcr", ["sts", "bone"])
+    # metafor_values.csv has predict(res, pi.type = "riley"): t on k - 2 df
+    res = pool.pool_outcome(rows, "dcr", ["sts", "bone"], conventions=pool.Conventions(prediction_df="k-2"))
     est = res.estimates.set_index(["subgroup", "method"])
     for subgroup in ("overall", "sts", "bone"):
         row = est.loc[(subgroup, "PFT-DL")]

@@ -17,6 +17,11 @@ from singlearm import cleaning, effects, ftcheck, pool, robustness, sheets
 from singlearm.errors import DataError
 from reference_data import REF
 
+# make_reference_outcomes.R writes predict(res, pi.type = "riley") (t, k - 2 df) and plain test = "knha",
+# so the pooling is run under those conventions here; the k - 1 / ad hoc defaults are checked in
+# tests/test_pool_conventions.py against make_reference_engine.R.
+RILEY = pool.Conventions(prediction_df="k-2", hksj_adhoc="none")
+
 TOL_CLOSED = 1e-8      # escalc-type effect sizes, DL fits, back-transforms, order statistics
 TOL_ITER = 1e-6        # REML
 
@@ -94,7 +99,7 @@ def test_one_sided_median_ci_by_hand():
 
 @pytest.mark.parametrize("method", ["SURV-DL", "SURV-REML", "SURV-REML-HKSJ"])
 def test_survival_pooling_matches_metafor(method):
-    res = pool.pool_outcome(survival_rows(), "km_rate", primary="SURV-DL")
+    res = pool.pool_outcome(survival_rows(), "km_rate", primary="SURV-DL", conventions=RILEY)
     est = res.estimates.set_index(["subgroup", "method"]).loc[("overall", method)]
     det = res.details.set_index(["subgroup", "method"]).loc[("overall", method)]
     tol = TOL_CLOSED if method == "SURV-DL" else TOL_ITER
@@ -114,7 +119,7 @@ def test_survival_pooling_matches_metafor(method):
 @pytest.mark.parametrize("method", ["LOGMEDIAN-DL", "LOGMEDIAN-REML", "MEDIAN-DL"])
 def test_median_pooling_with_one_sided_cis_matches_metafor(outcome, method):
     rows = median_rows(outcome)
-    res = pool.pool_outcome(rows, outcome, primary="MEDIAN-DL")
+    res = pool.pool_outcome(rows, outcome, primary="MEDIAN-DL", conventions=RILEY)
     est = res.estimates.set_index(["subgroup", "method"]).loc[("overall", method)]
     det = res.details.set_index(["subgroup", "method"]).loc[("overall", method)]
     tol = TOL_ITER if "REML" in method else TOL_CLOSED

@@ -453,8 +453,10 @@ def test_funnel_prints_the_underpowered_note_and_grows_to_hold_it():
     noted = plots.funnel_plot([0.1, 0.2, 0.3], [0.05, 0.08, 0.1], 0.15, label="x", scale_label="logit",
                               note=bias.underpowered_note(3))
     (text,) = by_gid(noted, "note")
-    assert text.get_text().replace("\n", " ").startswith("Fewer than 10 studies")
-    assert not by_gid(plain, "note")
+    # after the sentence saying what the shading is (pseudo-confidence limits without bias.p0)
+    assert "not significance contours. Fewer than 10 studies" in text.get_text().replace("\n", " ")
+    (only,) = by_gid(plain, "note")
+    assert "Fewer than 10" not in only.get_text()
     assert noted.get_size_inches()[1] > plain.get_size_inches()[1]
 
 

@@ -48,7 +48,8 @@ def test_reference_covers_the_analyses():
 def test_tables_hold_metafor_values(outcome, subgroup):
     data = SARCOMA[(outcome, subgroup)]
     rows = analysis_rows(outcome, data, "x" if subgroup == "overall" else subgroup)
-    r = robustness.robustness(rows, outcome, method="PFT-DL")
+    # bias.min_k = 3: the review's analysis on fewer than 10 studies, as the sarcoma config runs it
+    r = robustness.robustness(rows, outcome, method="PFT-DL", min_k=3)
     part = "overall"
     loo = r.leave_one_out[r.leave_one_out.subgroup == part].set_index("omitted")
     assert list(loo.index) == list(data["study"])
@@ -85,9 +86,22 @@ def test_tables_hold_metafor_values(outcome, subgroup):
 
 def test_underpowered_note_below_ten_studies():
     data = SARCOMA[("orr", "overall")]
-    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL")
+    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL", min_k=3)
     assert len(data) < 10
     assert r.publication_bias["note"].str.contains("Fewer than 10 studies").all()
+    assert r.publication_bias.query("subgroup == 'overall'")["p_value"].notna().sum() == 3   # egger, peters, begg ran
+
+
+def test_below_min_k_the_tests_are_not_run():
+    # bias.min_k = 10 (meta::metabias' k.min): rows say so instead of printing p-values
+    data = SARCOMA[("orr", "overall")]
+    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL")
+    pb = r.publication_bias.query("subgroup == 'overall'").set_index("test")
+    assert list(pb.index) == ["egger", "peters", "begg", "trimfill"]
+    assert pb[["statistic", "p_value", "adjusted_estimate"]].isna().all().all()
+    assert (pb["note"] == f"not run: k < 10 (k = {len(data)})").all()
+    fun = r.funnel.query("subgroup == 'overall'")
+    assert not fun["imputed"].any() and (fun["contours"] == "pooled estimate").all()
 
 
 def test_leave_one_out_back_transforms_with_the_remaining_n():

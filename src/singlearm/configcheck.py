@@ -191,6 +191,22 @@ def _scenario_error(config, columns):
     return None
 
 
+def _p0_error(config):
+    """A ``bias.p0`` for an outcome that is not a rate (a benchmark proportion has no meaning for a median)."""
+    from . import outcomes   # the outcome vocabulary, no heavy imports
+
+    for outcome in ((config.get("bias") or {}).get("p0") or {}):
+        keys = ("bias", "p0", outcome)
+        try:
+            kind = outcomes.kind(outcome)
+        except ValueError as err:
+            return keys, f"unknown outcome: {err}"
+        if kind not in (outcomes.PROPORTION, outcomes.SURVIVAL_RATE):
+            return keys, (f"a benchmark rate p0 is defined for proportions and survival rates; '{outcome}' is a "
+                          f"{kind}")
+    return None
+
+
 def check_config(config, schema, files=(), analysis_columns=()):
     """Check a config against its schema and the values jobs would only reject later.
 
@@ -214,7 +230,7 @@ def check_config(config, schema, files=(), analysis_columns=()):
     message = _schema_error(config, schema, files)
     if message:
         raise ConfigError(message)
-    for found in (_priors_error(config), _scenario_error(config, list(analysis_columns))):
+    for found in (_priors_error(config), _scenario_error(config, list(analysis_columns)), _p0_error(config)):
         if found:
             keys, what = found
             raise ConfigError(f"{_source(keys, files)}: key '{_dotted(keys)}': {what}")
@@ -248,3 +264,63 @@ def data_paths(config, files, default_dir):
         path = Path(os.path.expanduser(str(value)))
         out[key] = path if path.is_absolute() else base / path
     return out
+
+
+def moderators(config):
+    """The config's ``moderators`` as ``(columns, {column: reference})``.
+
+    Parameters
+    ----------
+    config : dict
+
+    Returns
+    -------
+    (list of str, dict)
+    """
+    columns, reference = [], {}
+    for item in config.get("moderators") or []:
+        if isinstance(item, dict):
+            columns.append(item["column"])
+            if item.get("reference") is not None:
+                reference[item["column"]] = item["reference"]
+        else:
+            columns.append(item)
+    return columns, reference
+
+
+def check_moderators(config, studies, files=(), studies_path="the study table"):
+    """Stop at start when ``moderators`` names a column the study table lacks, a reference level
+    that does not occur, or a moderator constant within the data (nothing to regress on).
+
+    Parameters
+    ----------
+    config : dict
+    studies : pandas.DataFrame
+        The study table.
+    files : sequence of str or Path
+        Config files in load order.
+    studies_path : str
+        Path of the study table, for the message.
+
+    Raises
+    ------
+    ConfigError
+        ``<file>: key 'moderators[i]': ...`` naming the column, its value(s) and what is allowed.
+    """
+    from . import metareg   # numpy/pandas only; kept local so the config check stays light
+
+    columns, reference = moderators(config)
+    files = [str(f) for f in files]
+    # the sheet reader keeps each cell's text in '<column>__text' and the sheet row in source_row
+    own = [c for c in studies.columns if not str(c).endswith("__text") and c != "source_row"]
+    for i, col in enumerate(columns):
+        keys = ("moderators", i)
+        where = f"{_source(keys, files)}: key 'moderators[{i}]'"
+        if col not in own:
+            raise ConfigError(f"{where}: value {col!r}: no such column in {studies_path}{_near(col, own)}; "
+                              f"expected one of its columns: {', '.join(map(str, own))}")
+        try:
+            metareg.design(studies, [col], {col: str(reference[col])} if col in reference else None,
+                           what=f"study table {studies_path}")
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None

@@ -21,7 +21,11 @@ def _footnotes(details, outcome, method):
     d = details[(details["outcome"] == outcome) & (details["method"] == method) & (details["subgroup"] == "overall")]
     flags = d["flags"].fillna("").astype(str).iloc[0] if len(d) else ""
     shown = [f for f in flags.split("; ") if f and not f.startswith(("single study", "exact Clopper", "reported CI"))]
-    return [f"{'Freeman-Tukey: ' if method.startswith('PFT') else 'Note: '}{f}." for f in shown]
+    notes = [f"{'Freeman-Tukey: ' if method.startswith('PFT') else 'Note: '}{f}." for f in shown]
+    # the prediction interval's convention (config frequentist.prediction_df), where one is drawn
+    conventions = d["conventions"].fillna("").astype(str).iloc[0] if len(d) and "conventions" in d else ""
+    pi = [c[len("PI: "):] for c in conventions.split("; ") if c.startswith("PI: ")]
+    return notes + [f"Prediction interval: {pi[0]}."] if pi else notes
 
 
 def forest_figures(studies, estimates, subgroup_tests, details, stems, methods):
@@ -50,17 +54,57 @@ def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, metho
 
         f = overall(funnel)
         seen, filled = f[~f["imputed"].astype(bool)], f[f["imputed"].astype(bool)]
-        scale = {"pft": "Freeman-Tukey double arcsine", "logit": "logit", "months": "months",
-                 "log": "log months"}[f["scale"].iloc[0]]
+        scale = SCALE_LABELS[f["scale"].iloc[0]]
+        benchmark = "contours" in f and str(f["contours"].iloc[0]).startswith("p0")
         out.append((f"funnel_{slug}", plots.funnel_plot(seen["yi"], seen["sei"], float(f["pooled_b"].iloc[0]),
                                                         filled_yi=filled["yi"], filled_sei=filled["sei"],
                                                         label=label, scale_label=scale,
-                                                        note=bias.underpowered_note(len(seen))), [outcome]))
+                                                        note=bias.underpowered_note(len(seen)),
+                                                        refline=float(f["refline"].iloc[0]) if benchmark else None,
+                                                        refline_label=str(f["contours"].iloc[0]) if benchmark else None),
+                    [outcome]))
         full = overall(estimates)
         full = full[full["method"] == method].iloc[0]
         out.append((f"leave_one_out_{slug}", plots.leave_one_out_plot(overall(leave_one_out), full, label=label,
                                                                       proportion=proportion), [outcome]))
         out.append((f"baujat_{slug}", plots.baujat_plot(overall(influence), label=label), [outcome]))
+    return out
+
+
+SCALE_LABELS = {"pft": "Freeman-Tukey double arcsine", "logit": "logit", "months": "months", "log": "log months",
+                "cloglog": "log(-log S)", "raw": "proportion"}
+
+
+def bubble_stem(slug, moderator):
+    """File stem of the bubble plot of an outcome (slug) on a moderator."""
+    return f"bubble_{slug}_{moderator}"
+
+
+def bubble_figures(table, points, slugs, moderators):
+    """One bubble plot per outcome (``slugs``: outcome -> slug) and continuous moderator, on the
+    primary method's analysis scale; a model that was not run is drawn without a line, saying why."""
+    out = []
+    for outcome, slug in slugs.items():
+        t = table[table["outcome"] == outcome]
+        why = str(t["note"].fillna("").iloc[0]) if len(t) else "not run"
+        for mod in moderators:
+            p = points[(points["outcome"] == outcome) & (points["moderator"] == mod)]
+            study, line = p[p["kind"] == "study"], p[p["kind"] == "line"]
+            if study.empty:
+                raise ValueError(f"no meta-regression points for {outcome} on {mod}: {why}")
+            held = str(study["held_at"].fillna("").iloc[0])
+            slope = t[t["term"] == mod]
+            text = ""
+            if len(slope):
+                r = slope.iloc[0]
+                text = (f"Slope {r['estimate']:.4g} (95% CI {r['ci_lb']:.4g} to {r['ci_ub']:.4g}), p = {r['pval']:.3g}; "
+                        f"QM = {r['qm']:.3g} on {int(r['qm_df'])} df, p = {r['qm_p']:.3g}; R\u00b2 = {r['r2']:.0f}%; "
+                        f"{r['method']} (tau\u00b2 by {r['estimator']}, test {r['test']}).")
+            if held:
+                text += f" Line: {held}."
+            fig = plots.bubble_plot(study, line, label=oc.label(outcome), moderator=mod,
+                                    scale_label=SCALE_LABELS.get(str(study["scale"].iloc[0]), ""), note=text.strip())
+            out.append((bubble_stem(slug, mod), fig, [outcome]))
     return out
 
 

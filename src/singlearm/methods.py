@@ -44,7 +44,11 @@ class Method:
 
     ``estimator`` is the tau^2 estimator of an inverse-variance fit (``EE`` common effect, ``DL``,
     ``REML``), ``ML`` for the binomial-normal GLMM, or ``MM`` / ``WM`` for the (weighted) median of
-    the reported medians; ``test`` is ``z`` or ``knha`` (Hartung-Knapp-Sidik-Jonkman).
+    the reported medians; ``test`` is ``z`` or ``knha`` (Hartung-Knapp-Sidik-Jonkman). ``model``
+    is ``rma`` (``yi, vi``), ``glmm`` (exact binomial likelihood, :mod:`singlearm.glmm`; ``EE``
+    there is the common-effect logistic model) or ``median`` (median of medians). ``estimand``
+    says what the pooled value is: ``conditional`` (the typical study's value, back-transformed
+    from the pooled analysis-scale mean) or ``marginal`` (population-averaged proportion).
     """
 
     id: str
@@ -53,6 +57,8 @@ class Method:
     estimator: str
     test: str
     label: str
+    model: str = "rma"
+    estimand: str = "conditional"
 
     def back(self, b, n=None):
         """The analysis-scale value(s) ``b`` on the reporting scale."""
@@ -66,7 +72,7 @@ class Method:
     @property
     def inverse_variance(self):
         """Whether the method is a ``yi, vi`` fit by :func:`singlearm.fit.rma`."""
-        return self.estimator in ("EE", "DL", "REML", "PM")
+        return self.model == "rma" and self.estimator in ("EE", "DL", "REML", "PM")
 
 
 REGISTRY = {m.id: m for m in [
@@ -77,7 +83,12 @@ REGISTRY = {m.id: m for m in [
     Method("PFT-DL-HKSJ", PROPORTION, PFT, "DL", "knha", "Freeman-Tukey, DerSimonian-Laird, Hartung-Knapp"),
     Method("PFT-REML-HKSJ", PROPORTION, PFT, "REML", "knha", "Freeman-Tukey, REML, Hartung-Knapp"),
     Method("PLO-REML-HKSJ", PROPORTION, LOGIT, "REML", "knha", "Logit, REML, Hartung-Knapp"),
-    Method("GLMM-ML", PROPORTION, LOGIT, "ML", "z", "Binomial-normal GLMM (ML)"),
+    Method("GLMM-ML", PROPORTION, LOGIT, "ML", "z", "Binomial-normal GLMM (ML)", "glmm"),
+    Method("GLMM-CE", PROPORTION, LOGIT, "EE", "z", "Common-effect logistic model (GLMM, tau2 = 0)", "glmm"),
+    # E[expit(mu + tau z)]: the proportion averaged over the population of studies, CI by the
+    # delta method on the logit scale (Lin & Chu 2020), not the median study's expit(mu)
+    Method("GLMM-ML-MARGINAL", PROPORTION, LOGIT, "ML", "z",
+           "Binomial-normal GLMM (ML), population-averaged proportion (delta-method CI)", "glmm", "marginal"),
     Method("COMMON-PFT", PROPORTION, PFT, "EE", "z", "Freeman-Tukey, common effect"),
     Method("SURV-DL", SURVIVAL_RATE, CLOGLOG, "DL", "z", "Complementary log-log, DerSimonian-Laird"),
     Method("SURV-REML", SURVIVAL_RATE, CLOGLOG, "REML", "z", "Complementary log-log, REML"),
@@ -85,8 +96,8 @@ REGISTRY = {m.id: m for m in [
     Method("MEDIAN-DL", MEDIAN, MONTHS, "DL", "z", "Months, DerSimonian-Laird"),
     Method("LOGMEDIAN-DL", MEDIAN, LOG, "DL", "z", "Log months, DerSimonian-Laird"),
     Method("LOGMEDIAN-REML", MEDIAN, LOG, "REML", "z", "Log months, REML"),
-    Method("MEDIAN-MM", MEDIAN, MONTHS, "MM", "z", "Median of the reported medians"),
-    Method("MEDIAN-WM", MEDIAN, MONTHS, "WM", "z", "Median of the reported medians weighted by n"),
+    Method("MEDIAN-MM", MEDIAN, MONTHS, "MM", "z", "Median of the reported medians", "median"),
+    Method("MEDIAN-WM", MEDIAN, MONTHS, "WM", "z", "Median of the reported medians weighted by n", "median"),
 ]}
 
 # Defaults for a review whose config names no primary method (the sarcoma config reproduces the

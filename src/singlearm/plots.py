@@ -1297,8 +1297,14 @@ def ae_overview(estimates):
 # 5. Funnel plot.
 # --------------------------------------------------------------------------------------------
 
-def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, note=""):
-    """Contour-enhanced funnel plot around the pooled estimate, with trim-and-fill studies.
+def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, note="", refline=None,
+                refline_label=None):
+    """Contour-enhanced funnel plot, with trim-and-fill studies.
+
+    Without ``refline`` the contours are pseudo-confidence limits around the pooled estimate
+    (the legend says so); with a benchmark ``refline`` (``bias.p0`` on the analysis scale) they
+    are true significance contours of a test of each study against it (Peters et al. 2008),
+    and the pooled estimate is a dashed line.
 
     Parameters
     ----------
@@ -1316,6 +1322,10 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
     note : str
         Printed, wrapped, under the legend: e.g. the Cochrane Handbook's caution that asymmetry
         tests have too little power with fewer than 10 studies.
+    refline : float, optional
+        Benchmark on the analysis scale around which the contours are drawn.
+    refline_label : str, optional
+        How the benchmark reads, e.g. ``"p0 = 0.1"``.
 
     Returns
     -------
@@ -1357,11 +1367,21 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
     if not _finite(b):
         raise ValueError(f"{fn}: the pooled estimate b is {b!r}; expected a finite number")
     b = float(b)
+    pooled = b
+    if refline is not None:
+        if not _finite(refline):
+            raise ValueError(f"{fn}: refline is {refline!r}; expected a finite number or None")
+        b = float(refline)   # the contours' centre
 
     width = style.single_width
     title = f"Funnel plot: {label}"
     title_h = _title_height(title, width)
     plot_h, legend_h = 2.1, 0.36
+    what = ("Shaded: pseudo-confidence limits (90/95/99%) around the pooled estimate, not significance contours."
+            if refline is None else
+            f"Shaded: significance contours (two-sided p = 0.10/0.05/0.01) of each study against "
+            f"{refline_label or 'the benchmark'}; dashed: pooled estimate.")
+    note = f"{what} {note}".strip()
     left, right = 0.5, 0.12
     note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
     note_h = (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
@@ -1377,7 +1397,7 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
         _style_axes(ax, style)
         se_max = float(max(s.max(), fs.max() if fs.size else 0.0)) * 1.1
         half = _Z[99] * se_max
-        xs = np.concatenate([y, fy, [b - half, b + half]])
+        xs = np.concatenate([y, fy, [b - half, b + half, pooled]])
         pad = 0.04 * (xs.max() - xs.min())
         ax.set_xlim(xs.min() - pad, xs.max() + pad)
         ax.set_ylim(se_max, 0.0)
@@ -1387,7 +1407,12 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
             ax.add_patch(Polygon([(b, 0.0), (b - w, se_max), (b + w, se_max)], closed=True,
                                  facecolor=shades[level], edgecolor=style.grey, linewidth=0.3, zorder=0,
                                  gid=f"region-{level}"))
-        ax.plot([b, b], [0, se_max], color=style.black, linewidth=style.line_width, zorder=1, gid="pooled-line")
+        if refline is None:
+            ax.plot([b, b], [0, se_max], color=style.black, linewidth=style.line_width, zorder=1, gid="pooled-line")
+        else:
+            ax.plot([b, b], [0, se_max], color=style.black, linewidth=style.line_width, zorder=1, gid="refline")
+            ax.plot([pooled, pooled], [0, se_max], color=style.black, linewidth=style.line_width, linestyle="--",
+                    zorder=1, gid="pooled-line")
         ax.scatter(y, s, s=14, color=style.black, edgecolors=style.black, linewidths=style.line_width,
                    zorder=3, gid="observed", clip_on=False)
         if fy.size:
@@ -1397,6 +1422,10 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
         ax.set_ylabel("Standard error")
         # Legend filled column by column: markers on the first row, the shaded regions on the second.
         blank = Line2D([], [], linestyle="none", label=" ")
+        centre = (Line2D([], [], color=style.black, linewidth=style.line_width, label="Pooled estimate")
+                  if refline is None else
+                  Line2D([], [], color=style.black, linewidth=style.line_width,
+                         label=refline_label or "Benchmark"))
         imputed = (Line2D([], [], marker="o", linestyle="none", markersize=4, markerfacecolor="white",
                           markeredgecolor=style.black, label=f"Imputed by trim and fill ({fy.size})")
                    if fy.size else blank)
@@ -1405,12 +1434,101 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
                    Patch(facecolor="white", edgecolor=style.grey, linewidth=0.3, label="Inside 90%"),
                    imputed,
                    Patch(facecolor=shades[95], edgecolor=style.grey, linewidth=0.3, label="90\u201395%"),
-                   blank,
+                   centre,
                    Patch(facecolor=shades[99], edgecolor=style.grey, linewidth=0.3, label="95\u201399%")]
         fig.legend(handles=handles, loc="upper left", ncol=3, frameon=False, borderaxespad=0,
                    bbox_to_anchor=(style.margin / width, (style.stamp_strip + note_h + legend_h) / height),
                    handlelength=1.2, handletextpad=0.4, columnspacing=0.8,
                    prop={"family": style.font, "size": style.small_pt})
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 5b. Bubble plot (meta-regression on one continuous moderator).
+# --------------------------------------------------------------------------------------------
+
+def bubble_plot(studies, line, *, label, moderator, scale_label, note=""):
+    """Bubble plot: each study's effect against a moderator, bubble area by weight, with the fitted line.
+
+    Parameters
+    ----------
+    studies : pandas.DataFrame
+        ``x, y, weight`` (percent) per study, on the analysis scale (rows with a non-finite x or
+        y are left out); from :func:`singlearm.moderation.meta_regression` (``kind == "study"``).
+    line : pandas.DataFrame
+        ``x, y, y_low, y_high``: the fitted line and its CI (``kind == "line"``); may be empty
+        when the model was not run (``note`` then says why).
+    label : str
+        Outcome name; the title is "Meta-regression: <label>".
+    moderator : str
+        x-axis label.
+    scale_label : str
+        y-axis label (the analysis scale).
+    note : str
+        Printed, wrapped, under the plot (e.g. what the other moderators are held at).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Single-column width; bubbles (gid ``bubbles``), line (gid ``fit-line``), CI (gid
+        ``fit-ci``, dashed).
+
+    Raises
+    ------
+    ValueError
+        If no study has finite x and y.
+
+    Notes
+    -----
+    R equivalent: ``metafor::regplot(res, mod = moderator)`` (bubble area proportional to the
+    weight, ``ci = TRUE``).
+    """
+    fn = "bubble_plot"
+    style = STYLE
+    _require(studies, ("x", "y", "weight"), "studies", fn)
+    ok = np.isfinite(pd.to_numeric(studies["x"], errors="coerce")) & np.isfinite(pd.to_numeric(studies["y"],
+                                                                                               errors="coerce"))
+    df = studies[ok]
+    if df.empty:
+        raise ValueError(f"{fn}: no study with a finite moderator value and effect to draw")
+    x, y = df["x"].astype(float).to_numpy(), df["y"].astype(float).to_numpy()
+    w = pd.to_numeric(df["weight"], errors="coerce").fillna(0).to_numpy(float)
+    width = style.single_width
+    title = f"Meta-regression: {label}"
+    title_h = _title_height(title, width)
+    left, right, plot_h = 0.5, 0.12, 2.2
+    note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
+    note_h = (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
+    height = style.margin + title_h + plot_h + _AXIS_H + note_h + style.stamp_strip
+    with rc_context(_rc()):
+        fig = Figure(figsize=(width, height))
+        _title(fig, title, width, height)
+        if note:
+            fig.text(style.margin / width, (style.stamp_strip + note_h - 0.04) / height, note, ha="left", va="top",
+                     fontsize=style.small_pt, color=style.black, gid="note")
+        bottom = style.stamp_strip + note_h + _AXIS_H
+        ax = fig.add_axes([left / width, bottom / height, (width - left - right) / width, plot_h / height])
+        _style_axes(ax, style)
+        ys = [y]
+        if len(line):
+            lx = line["x"].astype(float).to_numpy()
+            ax.plot(lx, line["y"].astype(float), color=style.blue, linewidth=style.line_width * 1.5, zorder=2,
+                    gid="fit-line")
+            for c in ("y_low", "y_high"):
+                ax.plot(lx, line[c].astype(float), color=style.blue, linewidth=style.line_width, linestyle="--",
+                        zorder=2, gid="fit-ci")
+                ys.append(line[c].astype(float).to_numpy())
+        # bubble area proportional to the weight (the largest study 150 pt^2)
+        area = 150 * w / w.max() if w.max() > 0 else np.full(len(w), 30.0)
+        ax.scatter(x, y, s=np.maximum(area, 6), facecolors=style.band_grey, edgecolors=style.black,
+                   linewidths=style.line_width, zorder=3, gid="bubbles", clip_on=False)
+        allx, ally = x, np.concatenate(ys)
+        padx = 0.06 * (allx.max() - allx.min() or 1.0)
+        pady = 0.08 * (ally.max() - ally.min() or 1.0)
+        ax.set_xlim(allx.min() - padx, allx.max() + padx)
+        ax.set_ylim(ally.min() - pady, ally.max() + pady)
+        ax.set_xlabel(moderator)
+        ax.set_ylabel(scale_label)
     return fig
 
 

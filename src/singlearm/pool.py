@@ -21,16 +21,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import effects, ftcheck, methods
-from .fit import confint_tau2, rma, subgroup_test
-from .glmm import glmm_ml
+from . import effects, fit, ftcheck, glmm, methods, subgroups
+from .fit import confint_tau2, rma
 from .outcomes import MEDIAN, PROPORTION, SURVIVAL_RATE
 
 ESTIMATE_COLUMNS = ["outcome", "subgroup", "method", "k", "n", "estimate", "ci_low", "ci_high", "pi_low",
                     "pi_high", "tau2", "i2", "q", "q_df", "q_p", "k_reporting"]
 DETAIL_COLUMNS = ["outcome", "subgroup", "method", "scale", "b", "se", "ci_lb", "ci_ub", "stat", "pval",
-                  "tau2_lb", "tau2_ub", "i2_lb", "i2_ub", "h2", "h2_lb", "h2_ub", "cohorts", "flags"]
-SUBGROUP_COLUMNS = ["outcome", "method", "subgroups", "q_between", "df", "p_value", "levels"]
+                  "tau2_lb", "tau2_ub", "i2_lb", "i2_ub", "h2", "h2_lb", "h2_ub", "q_lrt", "q_lrt_p", "df", "pi_df",
+                  "conventions", "cohorts", "flags"]
+SUBGROUP_COLUMNS = ["outcome", "method", "subgroups", "q_between", "df", "p_value", "levels", "model", "tau2",
+                    "run", "flagged", "note"]
 STUDY_COLUMNS = ["outcome", "subgroup", "cohort_id", "study_id", "events", "total", "estimate", "ci_low",
                  "ci_high", "ci_method", "has_ci", "weight_overall", "weight_subgroup"]
 MEDIAN_SUMMARY_COLUMNS = ["outcome", "subgroup", "k_reported", "k_with_ci", "min", "max", "mean", "sd",
@@ -38,6 +39,71 @@ MEDIAN_SUMMARY_COLUMNS = ["outcome", "subgroup", "k_reported", "k_with_ci", "min
 
 SINGLE_STUDY = "single study, not pooled"
 NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The conventions a user chooses (config ``frequentist``), applied to every method they concern.
+
+    ``prediction_df``: critical value of every prediction interval (``k-1``, ``k-2``, ``z``; see
+    :func:`singlearm.fit.prediction_interval`). ``hksj_adhoc``: ad hoc rule of every
+    Hartung-Knapp method (``se``, ``ci``, ``none``). ``i2``: I^2 from ``tau2`` or from ``q``.
+    ``tau_common``: tests for subgroup differences from one model with a common tau^2 instead of
+    separate fits per subgroup. ``glmm_test``: ``z`` or ``t`` (k - p df) for the GLMM rows. The
+    defaults are those of a new review (meta 8's k - 1 prediction df, Knapp-Hartung's rule).
+    """
+
+    prediction_df: str = "k-1"
+    hksj_adhoc: str = "se"
+    i2: str = "tau2"
+    tau_common: bool = False
+    glmm_test: str = "z"
+
+    def __post_init__(self):
+        fit.check_choice("frequentist.prediction_df", self.prediction_df, fit.PREDICTION_DF)
+        fit.check_choice("frequentist.hksj_adhoc", self.hksj_adhoc, fit.HKSJ_ADHOC)
+        fit.check_choice("frequentist.i2", self.i2, fit.I2_METHODS)
+        fit.check_choice("frequentist.glmm_test", self.glmm_test, ("z", "t"))
+        fit.check_choice("frequentist.tau_common", self.tau_common, (True, False))
+
+    @classmethod
+    def from_settings(cls, settings=None):
+        """From the config's ``frequentist`` mapping (other keys there are ignored)."""
+        settings = settings or {}
+        return cls(**{k: settings[k] for k in cls.__dataclass_fields__ if k in settings})
+
+    def pi_label(self):
+        """How the prediction interval is computed, for tables and captions: ``t, k-1 df``."""
+        return "z" if self.prediction_df == "z" else f"t, {self.prediction_df} df"
+
+    def caption(self):
+        """The conventions in one sentence for table captions."""
+        tau2 = "tau\u00b2"
+        i2 = tau2 if self.i2 == "tau2" else "Q"
+        common = "a common" if self.tau_common else "separate"
+        return (f"Prediction intervals: {self.pi_label()}; Hartung-Knapp ad hoc rule: {self.hksj_adhoc}; "
+                f"I\u00b2 from {i2}; subgroup tests with {common} {tau2} (GLMM: common {tau2}, "
+                f"{self.glmm_test} test).")
+
+    def describe(self, m):
+        """The conventions that apply to method ``m``, as one short text for ``pooled_details.csv``."""
+        parts = []
+        if m.estimator != "EE" and m.model != "median":
+            parts.append(f"PI: {self.pi_label()}")
+        if m.test == "knha":
+            parts.append(f"HKSJ ad hoc: {self.hksj_adhoc}")
+        if m.model == "rma" and m.estimator != "EE":
+            parts.append(f"I2 from {self.i2}")
+        if m.model == "glmm":
+            parts.append(f"test: {self.glmm_test}")
+        return "; ".join(parts)
+
+
+ADHOC_FLAGS = {
+    "se": "Hartung-Knapp ad hoc rule 'se' applied: the classic standard error was larger and is used, t on k - 1 "
+          "df (Knapp & Hartung 2003)",
+    "ci": "Hartung-Knapp ad hoc rule 'ci' applied: the classic Wald-z interval was wider and is reported (IQWiG)",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +145,9 @@ class AnalysisScale:
 class MethodFit:
     """One method's result on one set of rows: a ``pooled_estimates`` row and a ``pooled_details`` row.
 
-    ``b``/``se`` are the analysis-scale estimate and its SE, used by the subgroup test (NaN for
-    methods without one).
+    ``b``/``se`` are the analysis-scale estimate and its SE (NaN for methods without one);
+    ``result`` the engine's result object (a :class:`singlearm.glmm.GlmmResult` for GLMM-ML, so
+    the population-averaged row reuses the fit).
     """
 
     estimate: dict
@@ -88,6 +155,7 @@ class MethodFit:
     b: float
     se: float
     k: int
+    result: object = None
 
 
 def poolable(rows):
@@ -160,19 +228,19 @@ def _ordered(m, a, b, n):
     return (lo, hi) if m.increasing else (hi, lo)
 
 
-def _row(outcome, subgroup, m, part, k_reporting, est, ci, pi, het, detail, flags):
+def _row(outcome, subgroup, m, part, k_reporting, est, ci, pi, het, detail, flags, conventions=""):
     n = part["total"]
     estimate = dict(outcome=outcome, subgroup=subgroup, method=m.id, k=len(part),
                     n=int(n.sum()) if n.notna().all() else NAN, estimate=est, ci_low=ci[0], ci_high=ci[1],
                     pi_low=pi[0], pi_high=pi[1], k_reporting=k_reporting, **het)
     detail = dict(outcome=outcome, subgroup=subgroup, method=m.id, scale=m.scale, cohorts=";".join(part["cohort_id"]),
-                  flags="; ".join(flags), **detail)
+                  flags="; ".join(flags), conventions=conventions, **detail)
     return estimate, detail
 
 
 _NO_HET = dict(tau2=NAN, i2=NAN, q=NAN, q_df=NAN, q_p=NAN)
 _NO_DETAIL = dict(b=NAN, se=NAN, ci_lb=NAN, ci_ub=NAN, stat=NAN, pval=NAN, tau2_lb=NAN, tau2_ub=NAN, i2_lb=NAN,
-                  i2_ub=NAN, h2=NAN, h2_lb=NAN, h2_ub=NAN)
+                  i2_ub=NAN, h2=NAN, h2_lb=NAN, h2_ub=NAN, q_lrt=NAN, q_lrt_p=NAN, df=NAN, pi_df=NAN)
 
 
 def _own_result(rows, m, level):
@@ -230,7 +298,8 @@ def _weighted_median(y, w):
     return float((1 - frac) * below + frac * above)
 
 
-def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm_b=None, ft_logit_margin=0.2):
+def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm_b=None, ft_logit_margin=0.2,
+               conventions=None, glmm_result=None):
     """One method on one set of rows (one outcome, one subgroup): a :class:`MethodFit`, or None if nothing to pool.
 
     Parameters
@@ -247,15 +316,23 @@ def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm
         The GLMM's pooled logit on the same rows, for the Freeman-Tukey check.
     ft_logit_margin : float
         Flag a Freeman-Tukey estimate differing from the GLMM by more than this on the logit scale.
+    conventions : Conventions, optional
+        Prediction-interval df, Hartung-Knapp ad hoc rule, I^2 and GLMM test (default
+        :class:`Conventions`).
+    glmm_result : singlearm.glmm.GlmmResult, optional
+        The GLMM-ML fit on the same rows, reused by GLMM-ML-MARGINAL.
 
     Notes
     -----
     R equivalent: ``metafor::rma(measure="PFT", xi, ni, method="DL")`` and
-    ``transf.ipft.hm``; ``rma.glmm(measure="PLO", method="ML")``; ``rma(yi, vi, method=...)`` on
+    ``transf.ipft.hm``; ``rma(..., test="adhoc")`` for Hartung-Knapp with the ``se`` rule;
+    ``rma.glmm(measure="PLO", method="ML")`` (``method="EE"`` for GLMM-CE) and
+    ``predict(res, pi.type="t")`` for a k - 1 prediction interval; ``rma(yi, vi, method=...)`` on
     log medians or ``log(-log S)``; ``metamedian::pool.med`` for MEDIAN-MM / MEDIAN-WM.
     """
+    c = conventions or Conventions()
     m = methods.get(method)
-    median_of_medians = m.estimator in ("MM", "WM")
+    median_of_medians = m.model == "median"
     part = reporting(rows) if median_of_medians else poolable(rows)
     if m.estimator == "WM":
         part = part[part["total"].notna()]
@@ -281,14 +358,17 @@ def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm
                         if m.estimator == "MM" else "no CI for the n-weighted median")
         e, d = _row(outcome, subgroup, m, part, k_reporting, est, ci, (NAN, NAN), _NO_HET, _NO_DETAIL, flags + more)
         return MethodFit(e, d, NAN, NAN, len(part))
-    if m.estimator == "ML":
-        return _fit_glmm(part, m, outcome, subgroup, level, flags)
+    if m.model == "glmm":
+        return _fit_glmm(part, m, outcome, subgroup, level, flags, c, glmm_result)
     s = analysis_scale(part, method)
-    r = rma(s.yi, s.vi, s.estimator, s.test, level)
+    r = rma(s.yi, s.vi, s.estimator, s.test, level, prediction_df=c.prediction_df,
+            hksj_adhoc=c.hksj_adhoc if s.test == "knha" else "none", i2=c.i2)
     ci_het = confint_tau2(s.yi, s.vi, level) if s.estimator != "EE" else None
     est = float(m.back(r.b, s.n))
     ci = _ordered(m, r.ci_lb, r.ci_ub, s.n)
     pi = _ordered(m, r.pi_lb, r.pi_ub, s.n) if np.isfinite(r.pi_lb) else (NAN, NAN)
+    if r.adhoc_changed:
+        flags.append(ADHOC_FLAGS[c.hksj_adhoc])
     if m.scale == methods.PFT:
         flags += ftcheck.ft_flags(r.b, r.ci_lb, r.ci_ub, r.pi_lb, r.pi_ub, r.tau2, part["events"], s.n, glmm_b,
                                   ft_logit_margin)
@@ -298,12 +378,13 @@ def fit_method(rows, method, *, outcome="", subgroup="overall", level=0.95, glmm
         ci, pi, clipped = _clip_months(ci, pi)
         flags += clipped
     het = dict(tau2=r.tau2, i2=r.i2, q=r.q, q_df=r.q_df, q_p=r.q_p)
-    detail = dict(b=r.b, se=r.se, ci_lb=r.ci_lb, ci_ub=r.ci_ub, stat=r.stat, pval=r.pval, h2=r.h2,
-                  tau2_lb=ci_het.tau2_lb if ci_het else NAN, tau2_ub=ci_het.tau2_ub if ci_het else NAN,
-                  i2_lb=ci_het.i2_lb if ci_het else NAN, i2_ub=ci_het.i2_ub if ci_het else NAN,
-                  h2_lb=ci_het.h2_lb if ci_het else NAN, h2_ub=ci_het.h2_ub if ci_het else NAN)
-    e, d = _row(outcome, subgroup, m, part, k_reporting, est, ci, pi, het, detail, flags)
-    return MethodFit(e, d, r.b, r.se, len(part))
+    detail = dict(_NO_DETAIL, b=r.b, se=r.se, ci_lb=r.ci_lb, ci_ub=r.ci_ub, stat=r.stat, pval=r.pval, h2=r.h2,
+                  df=r.df, pi_df=r.pi_df)
+    if ci_het:
+        detail.update(tau2_lb=ci_het.tau2_lb, tau2_ub=ci_het.tau2_ub, i2_lb=ci_het.i2_lb, i2_ub=ci_het.i2_ub,
+                      h2_lb=ci_het.h2_lb, h2_ub=ci_het.h2_ub)
+    e, d = _row(outcome, subgroup, m, part, k_reporting, est, ci, pi, het, detail, flags, c.describe(m))
+    return MethodFit(e, d, r.b, r.se, len(part), r)
 
 
 def _continuity_flag(part):
@@ -325,25 +406,102 @@ def _clip_months(ci, pi):
     return ci, pi, flags
 
 
-def _fit_glmm(part, m, outcome, subgroup, level, flags):
-    """The binomial-normal GLMM (ML) on two or more cohorts."""
+def _fit_glmm(part, m, outcome, subgroup, level, flags, c, glmm_result=None):
+    """GLMM-ML, GLMM-CE or GLMM-ML-MARGINAL on two or more cohorts.
+
+    A fit that is not estimable (metafor refuses it) or did not converge is reported blank with
+    the reason in ``flags``, never as numbers.
+    """
     x, n = part["events"].to_numpy(float), part["total"].to_numpy(float)
+    conventions = c.describe(m)
     if x.sum() == 0 or x.sum() == n.sum():
         which = "no" if x.sum() == 0 else "every"
         e, d = _row(outcome, subgroup, m, part, len(part), NAN, (NAN, NAN), (NAN, NAN), _NO_HET, _NO_DETAIL,
-                    [*flags, f"left blank: {which} patient had the event, so the GLMM likelihood has no finite maximum"])
+                    [*flags, f"left blank: {which} patient had the event, so the GLMM likelihood has no finite maximum"],
+                    conventions)
         return MethodFit(e, d, NAN, NAN, len(part))
-    g = glmm_ml(x, n, level=level)
-    yi, vi = effects.proportion_effects(x, n, "PLO")
-    ref = rma(yi, vi, "EE")   # Cochran's Q of the logits (as metafor reports beside the GLMM)
-    het = dict(tau2=g.tau2, i2=g.i2, q=ref.q, q_df=ref.q_df, q_p=ref.q_p)
-    detail = dict(_NO_DETAIL, b=g.b, se=g.se, ci_lb=g.ci_lb, ci_ub=g.ci_ub, stat=g.b / g.se)
-    e, d = _row(outcome, subgroup, m, part, len(part), float(m.back(g.b)), _ordered(m, g.ci_lb, g.ci_ub, n),
-                (NAN, NAN), het, detail, flags)
-    return MethodFit(e, d, g.b, g.se, len(part))
+    if m.estimator == "EE":
+        g = glmm.glmm(x, n, method="EE", test=c.glmm_test, level=level)
+    elif glmm_result is not None and m.estimand == "marginal":
+        g = glmm_result
+    else:
+        g = glmm.glmm(x, n, test=c.glmm_test, level=level, prediction_df=c.prediction_df)
+    if not (g.estimable and g.converged):
+        e, d = _row(outcome, subgroup, m, part, len(part), NAN, (NAN, NAN), (NAN, NAN), _NO_HET,
+                    dict(_NO_DETAIL, q_lrt=g.q_lrt, q_lrt_p=g.q_lrt_p), [*flags, f"left blank: {g.note}"], conventions)
+        return MethodFit(e, d, NAN, NAN, len(part), g)
+    # Cochran's Q is the Wald test of the logits (metafor's QE.Wld); the LRT sits beside it
+    het = dict(tau2=g.tau2, i2=g.i2, q=g.q_wald, q_df=g.q_df, q_p=g.q_wald_p)
+    if m.estimand == "marginal":
+        mp = glmm.marginal_proportion(g, level)
+        b, se = float(special.logit(mp.estimate)), mp.logit_se
+        lb, ub = float(special.logit(mp.ci_lb)), float(special.logit(mp.ci_ub))
+        flags = [*flags, "population-averaged proportion E[expit(mu + tau z)] (Lin & Chu 2020), not the median "
+                 f"study's expit(mu) = {mp.conditional:.4g}; CI by the delta method on the logit scale, z"]
+        detail = dict(_NO_DETAIL, b=b, se=se, ci_lb=lb, ci_ub=ub, stat=b / se,
+                      pval=float(2 * special.ndtr(-abs(b / se))), h2=g.h2, q_lrt=g.q_lrt,
+                      q_lrt_p=g.q_lrt_p, df=float("inf"))
+        e, d = _row(outcome, subgroup, m, part, len(part), mp.estimate, (mp.ci_lb, mp.ci_ub), (NAN, NAN), het,
+                    detail, flags, "population-averaged; delta-method CI, z")
+        return MethodFit(e, d, b, se, len(part), g)
+    detail = dict(_NO_DETAIL, b=g.b, se=g.se, ci_lb=g.ci_lb, ci_ub=g.ci_ub, stat=g.stat, pval=g.pval, h2=g.h2,
+                  q_lrt=g.q_lrt, q_lrt_p=g.q_lrt_p, df=g.df, pi_df=g.pi_df)
+    pi = _ordered(m, g.pi_lb, g.pi_ub, n) if np.isfinite(g.pi_lb) else (NAN, NAN)
+    e, d = _row(outcome, subgroup, m, part, len(part), float(m.back(g.b)), _ordered(m, g.ci_lb, g.ci_ub, n), pi,
+                het, detail, flags, conventions)
+    return MethodFit(e, d, g.b, g.se, len(part), g)
 
 
-def pool_outcome(rows, outcome, levels=None, level=0.95, ft_logit_margin=0.2, primary=None):
+def subgroup_difference(rows, method, levels, conventions=None, level=0.95):
+    """The test for subgroup differences of one method on one outcome's rows, or None.
+
+    Inverse-variance methods: with ``conventions.tau_common`` the omnibus QM of a
+    meta-regression on the subgroup with one common tau^2, else the Wald Q between the
+    subgroups' separate fits (each under the same conventions as the main rows). GLMM-ML: the QM
+    of the binomial-normal meta-regression on the subgroup (common tau^2). A level with fewer
+    than 2 cohorts enters (its study stands for itself), is named in ``small_levels`` and flags
+    the test. None for methods without a test (median of medians, GLMM-CE, the population
+    average) or fewer than two levels with data.
+
+    Returns
+    -------
+    singlearm.subgroups.SubgroupTest or None
+
+    Notes
+    -----
+    R equivalent: ``rma(yi, vi, mods = ~ factor(subgroup), method = method)$QM`` (common tau^2),
+    ``rma(yi = b_g, sei = se_g, method = "EE")$QE`` over the per-subgroup fits (separate), and
+    ``rma.glmm(measure = "PLO", xi, ni, mods = ~ factor(subgroup))$QM`` (GLMM); meta's
+    ``update(m, subgroup = subgroup, tau.common = ...)``.
+    """
+    c = conventions or Conventions()
+    m = methods.get(method)
+    if m.model == "median" or m.estimand == "marginal" or (m.model == "glmm" and m.estimator == "EE"):
+        return None
+    part = poolable(rows)
+    part = part[part["subgroup"].isin(levels)]
+    if part["subgroup"].nunique() < 2:
+        return None
+    groups = part["subgroup"].astype(str).to_numpy()
+    if m.model == "glmm":
+        return subgroups.subgroup_test_glmm(part["events"].to_numpy(float), part["total"].to_numpy(float), groups,
+                                            test=c.glmm_test)
+    s = analysis_scale(part, method)
+    if c.tau_common:
+        return subgroups.subgroup_test_common(s.yi, s.vi, groups, s.estimator, s.test)
+    return subgroups.subgroup_test_separate(s.yi, s.vi, groups, s.estimator, s.test, level=level,
+                                            prediction_df=c.prediction_df, hksj_adhoc=c.hksj_adhoc, i2=c.i2)
+
+
+def _test_row(outcome, method, t, levels):
+    ks = dict(zip(t.levels, t.k_levels))
+    order = [lv for lv in levels if lv in ks]
+    return dict(outcome=outcome, method=method, subgroups=len(order), q_between=t.q, df=t.df, p_value=t.p,
+                levels=";".join(f"{lv}:k={ks[lv]}" for lv in order), model=t.model, tau2=t.tau2, run=t.run,
+                flagged=t.flagged, note=t.note)
+
+
+def pool_outcome(rows, outcome, levels=None, level=0.95, ft_logit_margin=0.2, primary=None, conventions=None):
     """Pool one outcome overall and per subgroup level with every method of its kind.
 
     Parameters
@@ -361,39 +519,40 @@ def pool_outcome(rows, outcome, levels=None, level=0.95, ft_logit_margin=0.2, pr
     primary : str, optional
         The outcome's primary method: its study weights go to the forest plot (default: the
         kind's default of :data:`singlearm.methods.DEFAULT_PRIMARY`).
+    conventions : Conventions, optional
+        The config's conventions (default :class:`Conventions`).
 
     Returns
     -------
     PooledOutcome
+        ``subgroup_tests`` has one row per method with a test (:func:`subgroup_difference`).
     """
+    c = conventions or Conventions()
     rows = rows[rows["outcome"] == outcome]
     kind = rows["kind"].iloc[0]
     primary = primary or methods.DEFAULT_PRIMARY[kind]
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
     estimates, details, summaries = [], [], []
-    fits = {}
     for subgroup in ["overall", *levels]:
         part = rows if subgroup == "overall" else rows[rows["subgroup"] == subgroup]
         if kind == MEDIAN:
             summaries.append(_median_summary(part, outcome, subgroup))
-        glmm = fit_method(part, "GLMM-ML", outcome=outcome, subgroup=subgroup, level=level) \
+        ml = fit_method(part, "GLMM-ML", outcome=outcome, subgroup=subgroup, level=level, conventions=c) \
             if kind == PROPORTION and len(part) >= 2 else None
         for method in methods.of_kind(kind):
-            f = glmm if method == "GLMM-ML" and glmm else fit_method(
+            f = ml if method == "GLMM-ML" and ml else fit_method(
                 part, method, outcome=outcome, subgroup=subgroup, level=level,
-                glmm_b=glmm.b if glmm else None, ft_logit_margin=ft_logit_margin)
+                glmm_b=ml.b if ml else None, ft_logit_margin=ft_logit_margin, conventions=c,
+                glmm_result=ml.result if ml else None)
             if f is None:
                 continue
             estimates.append(f.estimate)
             details.append(f.detail)
-            fits.setdefault(method, {})[subgroup] = f
     tests = []
-    for method, by in fits.items():
-        parts = [(lv, by[lv]) for lv in levels if lv in by and np.isfinite(by[lv].b)]
-        if len(parts) >= 2:
-            q, df, p = subgroup_test([f.b for _, f in parts], [f.se for _, f in parts])
-            tests.append(dict(outcome=outcome, method=method, subgroups=len(parts), q_between=q, df=df, p_value=p,
-                              levels=";".join(f"{lv}:k={f.k}" for lv, f in parts)))
+    for method in methods.of_kind(kind):
+        t = subgroup_difference(rows, method, levels, c, level)
+        if t is not None:
+            tests.append(_test_row(outcome, method, t, levels))
     return PooledOutcome(
         estimates=pd.DataFrame(estimates, columns=ESTIMATE_COLUMNS),
         details=pd.DataFrame(details, columns=DETAIL_COLUMNS),

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, special
 
-from . import bias, pool, sensitivity
+from . import bias, methods, pool, sensitivity
 from .fit import rma
+from .outcomes import PROPORTION
 
 MIN_K = 3  # leave-one-out, influence and asymmetry tests need at least 3 studies
 
@@ -24,7 +26,8 @@ INFLUENCE_COLUMNS = ["outcome", "subgroup", "method", "cohort_id", "yi", "sei", 
                      "cov_r", "tau2_del", "qe_del", "hat", "weight", "baujat_x", "baujat_y"]
 BIAS_COLUMNS = ["outcome", "subgroup", "test", "k", "statistic", "p_value", "k0", "adjusted_estimate",
                 "adjusted_ci_low", "adjusted_ci_high", "method", "side", "note"]
-FUNNEL_COLUMNS = ["outcome", "subgroup", "method", "scale", "cohort_id", "yi", "sei", "imputed", "pooled_b"]
+FUNNEL_COLUMNS = ["outcome", "subgroup", "method", "scale", "cohort_id", "yi", "sei", "imputed", "pooled_b",
+                  "refline", "contours"]
 SCENARIO_COLUMNS = ["outcome", "scenario", "description", "method", "k", "n", "estimate", "ci_low", "ci_high",
                     "tau2", "i2", "difference", "cohorts", "dropped", "note"]
 
@@ -79,30 +82,62 @@ def _influence(s, outcome, subgroup, level):
     return out[INFLUENCE_COLUMNS]
 
 
-def _publication_bias(s, outcome, subgroup, level):
+def benchmark_on_scale(s, p0):
+    """A benchmark rate ``p0`` on the analysis scale of ``s``: the value the method back-transforms to p0.
+
+    Logit: logit(p0); complementary log-log: log(-log p0); Freeman-Tukey: the double arcsine whose
+    harmonic-mean back-transform (with the pooled cohorts' n, as the pooled estimate) is p0, so the
+    funnel's reference line and its pooled line are read on the same back-transform.
+
+    R equivalent: ``transf.logit(p0)``; for PFT ``uniroot(function(b) transf.ipft.hm(b, targs =
+    list(ni = ni)) - p0, c(0, pi / 2))``.
+    """
+    if s.scale == methods.LOGIT:
+        return float(special.logit(p0))
+    if s.scale == methods.CLOGLOG:
+        return float(np.log(-np.log(p0)))
+    if s.scale == methods.PFT:
+        return float(optimize.brentq(lambda b: float(s.back(b, s.n)) - p0, 0.0, np.pi / 2, xtol=1e-14))
+    raise ValueError(f"bias.p0 is a rate: it has no meaning on the {s.scale!r} scale of {s.method}")
+
+
+def _publication_bias(s, outcome, subgroup, level, kind=PROPORTION, min_k=10, p0=None):
     note = bias.underpowered_note(s.k)
-    both = lambda extra: "; ".join(t for t in (extra, note) if t)  # noqa: E731
-    eg = bias.egger_test(s.yi, s.vi, level)
-    bg = bias.begg_test(s.yi, s.vi)
-    tf = bias.trim_and_fill(s.yi, s.vi, method=s.estimator, level=level)
+
+    def both(result):
+        # a test not run says only why; one run below 10 studies keeps the Cochrane caution
+        return result.note if not result.run else "; ".join(t for t in (result.note, note) if t)
+
+    eg = bias.egger_test(s.yi, s.vi, level, min_k=min_k)
+    bg = bias.begg_test(s.yi, s.vi, min_k=min_k)
+    tf = bias.trim_and_fill(s.yi, s.vi, method=s.estimator, level=level, min_k=min_k)
     nan = float("nan")
     base = {"outcome": outcome, "subgroup": subgroup, "k": s.k, "method": s.method}
+    none = {"k0": nan, "adjusted_estimate": nan, "adjusted_ci_low": nan, "adjusted_ci_high": nan, "side": ""}
     rows = [
-        {**base, "test": "egger", "statistic": eg.stat, "p_value": eg.pval, "k0": nan, "adjusted_estimate": nan,
-         "adjusted_ci_low": nan, "adjusted_ci_high": nan, "side": "", "note": both(eg.note)},
-        {**base, "test": "begg", "statistic": bg.tau, "p_value": bg.pval, "k0": nan, "adjusted_estimate": nan,
-         "adjusted_ci_low": nan, "adjusted_ci_high": nan, "side": "", "note": both(bg.note)},
-        # the imputed studies have no n of their own: back-transform with the observed cohorts' n
-        {**base, "test": "trimfill", "statistic": nan, "p_value": nan, "k0": tf.k0,
-         "adjusted_estimate": float(s.back(tf.b, s.n)),
-         **dict(zip(("adjusted_ci_low", "adjusted_ci_high"), _limits(s, tf.ci_lb, tf.ci_ub, s.n))),
-         "side": tf.side, "note": both(tf.note)},
+        {**base, "test": "egger", "statistic": eg.stat, "p_value": eg.pval, **none, "note": both(eg)},
     ]
+    if kind == PROPORTION:
+        # Peters: regression on 1/n, free of the built-in correlation of a proportion and its SE
+        pt = bias.peters_test(s.yi, s.vi, s.n, level, min_k=min_k)
+        rows.append({**base, "test": "peters", "statistic": pt.stat, "p_value": pt.pval, **none, "note": both(pt)})
+    rows.append({**base, "test": "begg", "statistic": bg.tau, "p_value": bg.pval, **none, "note": both(bg)})
+    # the imputed studies have no n of their own: back-transform with the observed cohorts' n
+    adjusted = {"adjusted_estimate": nan, "adjusted_ci_low": nan, "adjusted_ci_high": nan}
+    if tf.run and np.isfinite(tf.b):
+        adjusted = {"adjusted_estimate": float(s.back(tf.b, s.n)),
+                    **dict(zip(("adjusted_ci_low", "adjusted_ci_high"), _limits(s, tf.ci_lb, tf.ci_ub, s.n)))}
+    rows.append({**base, "test": "trimfill", "statistic": nan, "p_value": nan, "k0": tf.k0, **adjusted,
+                 "side": tf.side, "note": both(tf)})
     funnel = pd.DataFrame({"outcome": outcome, "subgroup": subgroup, "method": s.method, "scale": s.scale,
                            "cohort_id": [*s.cohorts, *[f"imputed {i + 1}" for i in range(len(tf.filled_yi))]],
                            "yi": [*s.yi, *tf.filled_yi], "sei": np.sqrt([*s.vi, *tf.filled_vi]),
                            "imputed": [False] * s.k + [True] * len(tf.filled_yi)}, columns=FUNNEL_COLUMNS)
     funnel["pooled_b"] = rma(s.yi, s.vi, s.estimator, s.test, level).b
+    # contours: true significance contours around a benchmark p0, else pseudo-confidence limits
+    # around the pooled estimate (Peters et al. 2008)
+    funnel["refline"] = benchmark_on_scale(s, p0) if p0 is not None else funnel["pooled_b"]
+    funnel["contours"] = f"p0 = {p0:g}" if p0 is not None else "pooled estimate"
     return pd.DataFrame(rows, columns=BIAS_COLUMNS), funnel
 
 
@@ -125,7 +160,7 @@ def _denominator_scenarios(rows):
             for v in values]
 
 
-def _scenarios(rows, outcome, scenarios, method, level, main):
+def _scenarios(rows, outcome, scenarios, method, level, main, conventions=None):
     """The alternative analyses: the main estimates by every method (from ``main``, not refitted),
     and the primary method refitted on the cohorts each selection rule keeps."""
     main = main[main["subgroup"] == "overall"]
@@ -150,7 +185,8 @@ def _scenarios(rows, outcome, scenarios, method, level, main):
                "dropped": ";".join(dropped["cohort_id"]), "note": ""}
         if dropped.empty:
             row["note"] = "no cohort dropped: same as the main analysis"
-        fit = pool.fit_method(kept, method, outcome=outcome, level=level) if len(kept) else None
+        fit = pool.fit_method(kept, method, outcome=outcome, level=level, conventions=conventions) \
+            if len(kept) else None
         if fit is None:
             row["note"] = "no cohort left to pool"
         else:
@@ -163,7 +199,8 @@ def _scenarios(rows, outcome, scenarios, method, level, main):
     return pd.DataFrame(out, columns=SCENARIO_COLUMNS)
 
 
-def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), level=0.95, i2_margin=25.0):
+def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), level=0.95, i2_margin=25.0,
+               min_k=10, p0=None, conventions=None):
     """Every robustness analysis of one outcome, overall and per subgroup with k >= 3.
 
     Parameters
@@ -190,6 +227,13 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
     i2_margin : float
         Flag a leave-one-out row whose I^2 differs from the full fit's by more than this many
         percentage points.
+    min_k : int
+        ``bias.min_k``: below this many studies Egger, Peters, Begg and trim-and-fill rows say
+        "not run: k < min_k" instead of giving p-values.
+    p0 : float, optional
+        ``bias.p0`` of this outcome: the funnel's contours are drawn around it (a rate).
+    conventions : singlearm.pool.Conventions, optional
+        The config's conventions, for the scenarios' refits (as the main analysis).
 
     Returns
     -------
@@ -198,13 +242,14 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
     Notes
     -----
     R equivalent: ``leave1out(res)``, ``influence(res)``, ``baujat(res)``,
-    ``regtest(res, model="lm", predictor="sei")``, ``ranktest(res)``, ``trimfill(res)`` with
+    ``regtest(res, model="lm", predictor="sei")``, ``regtest(res, ni = ni, model="lm",
+    predictor="ninv")`` (Peters), ``ranktest(res)``, ``trimfill(res)`` with
     ``res <- metafor::rma(measure="PFT", xi, ni, method="DL")``.
     """
     rows = rows[rows["outcome"] == outcome]
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
     if main is None:
-        main = pool.pool_outcome(rows, outcome, level=level, primary=method).estimates
+        main = pool.pool_outcome(rows, outcome, level=level, primary=method, conventions=conventions).estimates
     loo, inf, pb, fun = [], [], [], []
     for subgroup in ["overall", *levels]:
         part = rows if subgroup == "overall" else rows[rows["subgroup"] == subgroup]
@@ -214,7 +259,7 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
         full = rma(s.yi, s.vi, s.estimator, s.test, level)
         loo.append(_leave_one_out(s, outcome, subgroup, full, level, i2_margin))
         inf.append(_influence(s, outcome, subgroup, level))
-        b, f = _publication_bias(s, outcome, subgroup, level)
+        b, f = _publication_bias(s, outcome, subgroup, level, methods.get(method).kind, min_k, p0)
         pb.append(b)
         fun.append(f)
 
@@ -223,4 +268,4 @@ def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), l
 
     return Robustness(leave_one_out=stack(loo, LOO_COLUMNS), influence=stack(inf, INFLUENCE_COLUMNS),
                       publication_bias=stack(pb, BIAS_COLUMNS), funnel=stack(fun, FUNNEL_COLUMNS),
-                      scenarios=_scenarios(rows, outcome, scenarios, method, level, main))
+                      scenarios=_scenarios(rows, outcome, scenarios, method, level, main, conventions))

@@ -474,9 +474,10 @@ def table5_subgroups(estimates, subgroup_tests, method, analysis=None):
 
     Notes
     -----
-    Q_between = Σ_j w_j (θ_j − θ̄)², w_j = 1 / SE_j², on j − 1 df (Borenstein et al. 2009, ch. 19).
-    R equivalent: ``metafor::rma(yi, vi, mods = ~ factor(subgroup), method="FE")`` on the
-    subgroup estimates (``QM``).
+    The test is computed in the pooling stage (:func:`singlearm.pool.subgroup_difference`); with
+    separate tau² it is Q_between = Σ_j w_j (θ_j − θ̄)², w_j = 1 / SE_j², on j − 1 df (Borenstein
+    et al. 2009, ch. 19).
+    R equivalent: ``rma(yi = b_g, sei = se_g, method = "EE")$QE`` over the per-subgroup fits.
     """
     fits = _fits(estimates)
     tests = {(r["outcome"], r["method"]): r for r in subgroup_tests.to_dict("records")}

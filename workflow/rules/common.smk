@@ -15,7 +15,7 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import checks, cleaning, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
+from singlearm import checks, cleaning, comparison, configcheck, moderation, pool, provenance, runguard, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
 # One run per directory: a second Snakemake here would delete this run's locks (see runguard).
@@ -59,6 +59,11 @@ SHEETS = {"studies": "studies", "extraction": "extraction", "quality_minors": "q
           "quality_jbi": "quality_jbi", "prisma": "prisma", "published": "published"}
 INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
+# Moderators are study-table columns: a missing, constant or unknown-reference one stops here.
+try:
+    configcheck.check_moderators(config, TABLES["studies"], CONFIG_FILES, INPUTS["studies"])
+except configcheck.ConfigError as err:
+    sys.exit(f"singlearm: {err}")
 CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
                        INPUTS["extraction"], INPUTS["studies"])
 # One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
@@ -109,6 +114,8 @@ def all_outputs():
         "results/tables/publication_bias.csv",
         "results/tables/funnel_data.csv",
         "results/tables/sensitivity_summary.csv",
+        "results/tables/meta_regression.csv",
+        "results/tables/meta_regression_points.csv",
         *[f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
         *figure_files(figure_stems()),
         *[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
@@ -161,11 +168,19 @@ FOREST = [f"forest_{oc.slug(o)}" for o in OUTCOMES]
 ROBUST = [o for o in OUTCOMES if pooled_k(o) >= 3]
 ROBUSTNESS_FIGURES = [f"{kind}_{oc.slug(o)}" for o in ROBUST for kind in ("funnel", "leave_one_out", "baujat")]
 AE_OUTCOMES = [o for o in OUTCOMES if o.startswith("ae_")]
+# Meta-regression (config moderators): a bubble plot per continuous moderator of each outcome
+# whose model can run (k >= meta_regression.min_k, moderators not constant among its studies).
+MODERATORS, MODERATOR_REFERENCE = configcheck.moderators(config)
+META_MIN_K = (config.get("meta_regression") or {}).get("min_k", 10)
+CONTINUOUS_MODERATORS = [c for c in MODERATORS if TABLES["studies"][c].to_numpy().dtype.kind in "iuf"]
+META_OUTCOMES = [o for o in OUTCOMES if not moderation.why_not_run(CLEAN.analysis, TABLES["studies"], o, MODERATORS,
+                                                                   MODERATOR_REFERENCE, META_MIN_K)]
+BUBBLES = {o: [f"bubble_{oc.slug(o)}_{m}" for m in CONTINUOUS_MODERATORS] for o in META_OUTCOMES}
 
 
 def figure_stems():
     """Every figure this configuration can draw (optional sheets and AE data switch theirs on)."""
-    stems = [*FOREST, *ROBUSTNESS_FIGURES, "frequentist_vs_bayesian"]
+    stems = [*FOREST, *ROBUSTNESS_FIGURES, *[s for o in META_OUTCOMES for s in BUBBLES[o]], "frequentist_vs_bayesian"]
     stems += ["ae_overview"] if AE_OUTCOMES else []
     stems += ["prisma_flow"] if has("prisma") else []
     stems += ["quality"] if has("quality_minors") or has("quality_jbi") else []

@@ -45,6 +45,26 @@ rule plot_robustness:
         "../scripts/plot_figures.py"
 
 
+rule plot_bubble:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        table="results/tables/meta_regression.csv",
+        points="results/tables/meta_regression_points.csv",
+    output:
+        report(figure_files([s for o in META_OUTCOMES for s in BUBBLES[o]]), caption="../report/meta_regression.rst",
+               category="Meta-regression"),
+    params:
+        outcomes={o: oc.slug(o) for o in META_OUTCOMES},
+        moderators=CONTINUOUS_MODERATORS,
+        stamp=STAMP,
+    log:
+        "results/logs/plot_bubble.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_figures.py"
+
+
 rule plot_method_comparison:
     input:
         analysis="data/processed/analysis_data.csv",

@@ -19,6 +19,8 @@ rule analyse_robustness:
         levels=SUBGROUP_LEVELS,
         scenarios=config["sensitivity"]["scenarios"],
         i2_change=config["sensitivity"]["i2_change"],
+        bias_min_k=config.get("bias", {}).get("min_k", 10),
+        p0=lambda wc: (config.get("bias", {}).get("p0") or {}).get(SLUGS[wc.outcome]),
         settings=config["frequentist"],
     log:
         "results/logs/analyse_robustness/{outcome}.log",
@@ -47,3 +49,28 @@ rule gather_robustness:
         "../../envs/pool.yaml"
     script:
         "../scripts/gather_tables.py"
+
+
+# Meta-regression of each outcome's primary effect on the study-table moderators (config
+# "moderators"; outcomes with k < meta_regression.min_k get a "not run" row).
+rule fit_meta_regression:
+    input:
+        analysis="data/processed/analysis_data.csv",
+        studies=INPUTS["studies"],
+    output:
+        table="results/tables/meta_regression.csv",
+        points="results/tables/meta_regression_points.csv",
+    params:
+        outcomes=OUTCOMES,
+        primary={o: primary_method(o) for o in OUTCOMES},
+        moderators=MODERATORS,
+        reference=MODERATOR_REFERENCE,
+        min_k=META_MIN_K,
+        level=config["frequentist"]["level"],
+        studies_schema=str(ROOT / "workflow" / "schemas" / "studies.schema.yaml"),
+    log:
+        "results/logs/fit_meta_regression.log",
+    conda:
+        "../../envs/pool.yaml"
+    script:
+        "../scripts/fit_meta_regression.py"

@@ -16,6 +16,7 @@ rule make_tables:
     params:
         names=table_names(),
         methods=PRIMARY_BY_KIND,
+        conventions=pool.Conventions.from_settings(config["frequentist"]).caption(),
         subgroup_column=config["subgroup_column"],
         stamp=STAMP,
     log:

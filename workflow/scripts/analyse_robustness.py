@@ -6,7 +6,7 @@ import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm 
 
 import pandas as pd
 
-from singlearm import provenance, robustness
+from singlearm import pool, provenance, robustness
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
@@ -14,9 +14,10 @@ analysis = pd.read_csv(snakemake.input.analysis)
 rows = analysis[analysis["outcome"] == p.outcome]
 main = pd.read_csv(snakemake.input.estimates)
 result = robustness.robustness(rows, p.outcome, list(p.levels), method=p.method, main=main,
-                               scenarios=list(p.scenarios), level=p.settings["level"], i2_margin=p.i2_change)
+                               scenarios=list(p.scenarios), level=p.settings["level"], i2_margin=p.i2_change,
+                               min_k=p.bias_min_k, p0=p.p0, conventions=pool.Conventions.from_settings(p.settings))
 config = {"outcome": p.outcome, "method": p.method, "scenarios": list(p.scenarios), "i2_change": p.i2_change,
-          **p.settings}
+          "bias_min_k": p.bias_min_k, "p0": p.p0, **p.settings}
 for key in ("leave_one_out", "influence", "publication_bias", "funnel", "scenarios"):
     provenance.write_csv(getattr(result, key), snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=dict(snakemake.input.items()),

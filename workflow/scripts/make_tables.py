@@ -38,7 +38,8 @@ BUILD = {
 }
 READABLE = {"reproduction": tables.reproduction_summary}  # the Markdown of these shows a reading form
 CAPTION = (f"Proportions pooled with {methods['proportion']}, Kaplan-Meier rates with {methods['survival_rate']}, "
-           f"medians with {methods['median']}; estimates with 95% CI in percent (medians in months).")
+           f"medians with {methods['median']}; estimates with 95% CI in percent (medians in months). "
+           f"{p.conventions}")
 for name in p.names:
     title, used = TITLES[name]
     table = BUILD[name]()

@@ -17,6 +17,7 @@ DRAW = {
                                                   p.outcomes, p.methods),
     "plot_robustness": lambda: figures.robustness_figures(t["estimates"], t["leave_one_out"], t["influence"],
                                                           t["funnel"], p.outcomes, p.methods),
+    "plot_bubble": lambda: figures.bubble_figures(t["table"], t["points"], p.outcomes, p.moderators),
     "plot_method_comparison": lambda: figures.comparison_figures(t["comparison"]),
     "plot_ae_overview": lambda: figures.ae_figures(t["estimates"], p.method),
     "plot_prisma": lambda: figures.prisma_figures(t["prisma"]),

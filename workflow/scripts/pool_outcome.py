@@ -14,7 +14,8 @@ analysis = pd.read_csv(snakemake.input.analysis, keep_default_na=True)
 rows = analysis[analysis["outcome"] == outcome]
 settings = dict(snakemake.params.settings)
 result = pool.pool_outcome(rows, outcome, list(snakemake.params.levels), level=settings["level"],
-                           ft_logit_margin=settings["ft_glmm_logit_margin"], primary=snakemake.params.primary)
+                           ft_logit_margin=settings["ft_glmm_logit_margin"], primary=snakemake.params.primary,
+                           conventions=pool.Conventions.from_settings(settings))
 
 for key in ("estimates", "details", "subgroup_tests", "studies", "median_summary"):
     provenance.write_csv(getattr(result, key), snakemake.output[key])
