@@ -47,7 +47,7 @@ import xarray as xr
 from pymc.blocking import DictToArrayBijection
 from scipy import special
 
-from .errors import DataError
+from ..errors import DataError
 
 PROPORTION, MEDIAN = "proportion", "median"
 KINDS = (PROPORTION, MEDIAN)
