@@ -215,3 +215,42 @@ def test_several_prior_sets_share_one_grid_and_give_each_its_own_posterior():
         assert S.summarise_exact(a, EXPIT).estimate == pytest.approx(S.summarise_exact(b, EXPIT).estimate,
                                                                     abs=TOL_REFINE)
     assert together[1].tau_quantile(0.975)[0] > together[0].tau_quantile(0.975)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The exact stage: honest about one or two studies, sensitivity on every fit with k >= 2
+# ---------------------------------------------------------------------------------------------
+
+def test_stage_reports_k1_as_single_study_flags_k2_and_runs_every_prior_on_k_ge_2():
+    import pandas as pd
+
+    from singlearm.bayes import stage
+
+    data = pd.DataFrame({
+        "fit": ["orr|overall"] * 3 + ["orr|bone"] * 2 + ["orr|sts"] + ["median_pfs|overall"] * 2,
+        "outcome": ["orr"] * 6 + ["median_pfs"] * 2,
+        "subgroup": ["overall"] * 3 + ["bone"] * 2 + ["sts"] + ["overall"] * 2,
+        "study": ["a", "b", "c", "a", "b", "c", "a", "b"],
+        "events": [3, 0, 5, 3, 0, 5, np.nan, np.nan], "total": [20, 15, 31, 20, 15, 31, np.nan, np.nan],
+        "yi": [np.nan] * 6 + [6.8, 9.1], "sei": [np.nan] * 6 + [1.2, 1.7]})
+    main = stage.main_priors({"proportion": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 2.5},
+                                             "tau": {"dist": "halfnormal", "sigma": 1.0}},
+                              "median": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 100.0},
+                                         "tau": {"dist": "halfnormal", "sigma": 5.0}}})
+    seen = []
+    res = stage.run_exact(stage.fits_from_frame(data), main, thresholds={"orr": [0.1]},
+                          progress=lambda i, n, f: seen.append((i, n)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    est = res.estimates.set_index(["outcome", "subgroup"])
+    assert ("orr", "sts") not in est.index  # k = 1: no pooled Bayesian row
+    assert set(est["method"]) == {"BAYES-BN-EXACT", "BAYES-NN-EXACT"}
+    single = res.summary[res.summary["subgroup"] == "sts"]
+    assert list(single["prior"]) == ["single study"] and "single study" in single["flags"].iloc[0]
+    k2 = res.summary[(res.summary["k"] == 2)]
+    assert k2["flags"].str.contains("prior-dominated").all()
+    sens = res.sensitivity
+    assert sens[["mu_prior", "tau_prior", "estimate", "ci_low", "ci_high"]].notna().all().all()
+    assert (sens.groupby(["outcome", "subgroup"]).size() == 6).all()
+    assert set(zip(sens["outcome"], sens["subgroup"])) == {("orr", "overall"), ("orr", "bone"),
+                                                          ("median_pfs", "overall")}
+    assert res.probabilities["probability"].between(0, 1).all() and len(res.probabilities) == 2

@@ -24,11 +24,20 @@ of mu, from which :func:`singlearm.bayes.summaries.summarise_exact` reads every 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import special
 
 from .priors import ZeroTau
+
+@lru_cache(maxsize=None)
+def _nodes(kind, n):
+    """Quadrature nodes and weights, computed once per size (they cost an eigendecomposition)."""
+    rule = {"hermite": np.polynomial.hermite.hermgauss, "hermite_e": np.polynomial.hermite_e.hermegauss,
+            "legendre": np.polynomial.legendre.leggauss}[kind]
+    return rule(n)
+
 
 U_MAX = 2 / np.pi * np.arctan(1e4)  # tau <= 1e4 x prior scale
 _SQRT2 = np.sqrt(2.0)
@@ -132,7 +141,7 @@ class GridPosterior:
     def expect(self, g):
         """E[g(mu) | data] for a vectorised g."""
         if self.is_normal:
-            t, w = np.polynomial.hermite_e.hermegauss(61)
+            t, w = _nodes("hermite_e", 61)
             vals = g(self.mu_mean[:, None] + self.mu_sd[:, None] * t[None, :]) @ (w / w.sum())
             return float(self.weight @ vals)
         return float(self.weight @ (g(self.mu) * self._mu_weights).sum(axis=1))
@@ -150,7 +159,7 @@ class GridPosterior:
         narrow = self.tau < 4 * h
         out = np.zeros((len(self.tau), len(x)))
         if narrow.any():
-            t, w = np.polynomial.hermite_e.hermegauss(32)
+            t, w = _nodes("hermite_e", 32)
             w = w / w.sum()
             sub = self._cached("_narrow_rows", lambda: _RowCdf(self.mu[narrow], self.mu_density[narrow]))
             pts = x[None, :, None] - self.tau[narrow][:, None, None] * t[None, None, :]
@@ -228,11 +237,11 @@ def population_average(mu, tau):
     expectation is taken as E_L[Phi((mu + L)/tau)], L standard logistic, smooth in L.
     """
     mu, tau = np.broadcast_arrays(np.asarray(mu, float), np.asarray(tau, float))
-    t, w = np.polynomial.hermite_e.hermegauss(40)
+    t, w = _nodes("hermite_e", 40)
     w = w / w.sum()
     small = special.expit(mu[..., None] + tau[..., None] * t) @ w
     # L = logit(s), s uniform: Gauss-Legendre in s on (0, 1)
-    s, ws = np.polynomial.legendre.leggauss(80)
+    s, ws = _nodes("legendre", 80)
     s, ws = (s + 1) / 2, ws / 2
     big = special.ndtr((mu[..., None] + special.logit(s)) / np.where(tau > 0, tau, 1.0)[..., None]) @ ws
     return np.where(tau <= 1.0, small, big)
@@ -462,7 +471,7 @@ def log_lik_bn(events, total, mu, tau, n_nodes=15):
     R equivalent: the marginal likelihood maximised by ``metafor::rma.glmm(measure = "PLO")``.
     """
     mu, tau = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(tau, dtype=float))
-    t, w = np.polynomial.hermite.hermgauss(n_nodes)
+    t, w = _nodes("hermite", n_nodes)
     log_w = np.log(w) + t**2
     total_lp = np.zeros(mu.shape)
     safe_tau = np.where(tau > 0, tau, 1.0)
@@ -494,19 +503,20 @@ def log_lik_bn(events, total, mu, tau, n_nodes=15):
     return total_lp
 
 
-def _log_lik_step(n, mu, tau, nodes=96):
+def _log_lik_step(n, mu, tau, nodes=64):
     """log int (1 - expit(theta))^n N(theta; mu, tau^2) d theta, for tau >= 1 (a study without events).
 
     Below ``lo`` the integrand's first factor is 1 within 1e-13, so that part is Phi((lo - mu)/tau);
     above it Gauss-Legendre covers the smooth step, beyond which the factor is below e^-40.
     """
     lo, hi = np.log(1e-13 / n), max(40.0 / n, 1.0) + 2.0
-    g, gw = np.polynomial.legendre.leggauss(nodes)
+    g, gw = _nodes("legendre", nodes)
     theta = lo + (hi - lo) * (g + 1) / 2
     log_f = -n * np.logaddexp(0.0, theta)
-    log_terms = (log_f - 0.5 * ((theta - mu[..., None]) / tau[..., None]) ** 2
-                 - np.log(np.sqrt(2 * np.pi) * tau[..., None]) + np.log(gw * (hi - lo) / 2))
-    return np.logaddexp(special.log_ndtr((lo - mu) / tau), special.logsumexp(log_terms, axis=-1))
+    w = np.exp(log_f) * gw * (hi - lo) / 2 / np.sqrt(2 * np.pi)
+    middle = np.exp(-0.5 * ((theta - mu[..., None]) / tau[..., None]) ** 2) @ w / tau
+    # where both parts underflow the point has no posterior mass; the floor keeps logs finite
+    return np.log(np.maximum(special.ndtr((lo - mu) / tau) + middle, 1e-300))
 
 
 def exact_bn(events, total, prior, grid=None):

@@ -198,7 +198,7 @@ def parse_tau(spec):
     return cls(float(spec[key]))
 
 
-def sensitivity_sets(main, *, centre=None, label="main"):
+def sensitivity_sets(main, *, centre=None, centre_scale=1.0, label="main"):
     """The main prior set and its sensitivity variants, computed exactly for every fit with k >= 2.
 
     Parameters
@@ -207,14 +207,16 @@ def sensitivity_sets(main, *, centre=None, label="main"):
         The main analysis's priors (tau half-normal with scale ``s``).
     centre : float, optional
         The data's own pooled value on the model scale (logit of the crude pooled rate, or the
-        inverse-variance mean); gives the variant ``mu ~ N(centre, 1)``.
+        inverse-variance mean); gives the variant ``mu ~ N(centre, centre_scale)``.
+    centre_scale : float
+        1 on the logit scale; for other scales a tenth of the main mu prior's SD is typical.
 
     Returns
     -------
     list of PriorSet
-        main; tau ~ HN(s/2), HN(2s) and half-Cauchy(s) with mu as main; mu ~ N(0, 1.5)... for the
-        binomial-normal model (rates mostly in 5-95%) or N(loc, scale/2) otherwise, and
-        mu ~ N(centre, 1) (or N(centre, scale/2)) with tau as main.
+        main; tau ~ HN(s/2), HN(2s) and half-Cauchy(s) with mu as main; mu ~ N(loc, 0.6 x scale)
+        (N(0, 1.5) for the default N(0, 2.5): rates mostly in 5-95%) and mu ~ N(centre,
+        centre_scale), each with tau as main.
 
     Notes
     -----
@@ -228,9 +230,8 @@ def sensitivity_sets(main, *, centre=None, label="main"):
     narrow = Normal(main.mu.loc, main.mu.scale * 0.6)
     sets.append(PriorSet(f"mu~{narrow.describe()}", narrow, main.tau))
     if centre is not None and np.isfinite(centre):
-        near = Normal(float(centre), min(1.0, main.mu.scale))
-        sets.append(PriorSet("mu~N(data, 1)" if near.scale == 1.0 else f"mu~N(data, {near.scale:g})",
-                             near, main.tau))
+        near = Normal(float(centre), float(centre_scale))
+        sets.append(PriorSet(f"mu~N(data, {near.scale:g})", near, main.tau))
     return sets
 
 

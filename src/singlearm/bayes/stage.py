@@ -1,0 +1,211 @@
+"""The exact part of the Bayesian stage: every fit's exact posterior, its prior sensitivity and its tables.
+
+Input is the long frame of :func:`singlearm.comparison.bayes_data` (one row per study and fit).
+Each fit (outcome x subgroup) is computed on its own, so no fit's numbers depend on which other
+fits exist. What one or two studies can say is said honestly:
+
+* k = 1: no pooled (``BAYES-*``) row; the study's own posterior under tau = 0 is reported,
+  labelled "single study" (its tau posterior would be its prior);
+* k = 2: the flag "prior-dominated" is mandatory; every fit carries tau's prior-dominance
+  diagnostics (overlap of tau's prior and posterior, ratio of their SDs);
+* k >= 2: the prior sensitivity (:func:`singlearm.bayes.priors.sensitivity_sets`) is computed
+  exactly on every fit, nothing withheld.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import exact, priors
+from .priors import BN, NN, PriorSet
+from .summaries import SHOWN_INTERVAL, summarise_exact
+
+EXACT_METHOD = {BN: "BAYES-BN-EXACT", NN: "BAYES-NN-EXACT"}
+MODEL_NAME = {BN: "binomial-normal", NN: "normal-normal"}
+SINGLE_STUDY = "single study"
+PRIOR_DOMINATED = "prior-dominated"
+OVERLAP_DOMINATED = 0.9  # tau's posterior shares >= 90% of its prior's mass: the data barely moved it
+SUMMARY_COLUMNS = [
+    "outcome", "subgroup", "model", "method", "prior", "mu_prior", "tau_prior", "prior_rate_low",
+    "prior_rate_high", "k", "n", "estimate", "mean", "ci_low", "ci_high", "interval", "hpd_low", "hpd_high",
+    "pi_low", "pi_high", "tau_median", "tau_low", "tau_high", "tau2", "tau_sd_ratio", "tau_prior_overlap",
+    "pop_median", "pop_mean", "pop_low", "pop_high", "flags"]
+SENSITIVITY_COLUMNS = [
+    "outcome", "subgroup", "model", "prior", "mu_prior", "tau_prior", "k", "estimate", "ci_low", "ci_high",
+    "pi_low", "pi_high", "tau2", "tau_median", "tau_low", "tau_high", "tau_prior_overlap", "difference",
+    "ci_width_ratio", "note"]
+PROBABILITY_COLUMNS = ["outcome", "subgroup", "method", "prior", "threshold", "probability", "statement"]
+
+
+@dataclass(frozen=True)
+class FitData:
+    """One meta-analysis (outcome x subgroup) as the Bayesian models take it."""
+
+    outcome: str
+    subgroup: str
+    model: str                   # BN or NN
+    studies: tuple
+    events: np.ndarray | None
+    total: np.ndarray | None
+    yi: np.ndarray | None
+    vi: np.ndarray | None
+    back: priors.BackTransform
+
+    @property
+    def k(self):
+        return len(self.studies)
+
+    @property
+    def n(self):
+        return float(np.sum(self.total)) if self.total is not None else float("nan")
+
+    def centre(self):
+        """The data's own pooled value on the model scale (for the prior centred on the data)."""
+        if self.model == BN:
+            e, t = float(np.sum(self.events)), float(np.sum(self.total))
+            return float(np.log((e + 0.5) / (t - e + 0.5)))
+        w = 1.0 / self.vi
+        return float(np.sum(w * self.yi) / np.sum(w))
+
+    def posterior(self, prior_sets, grid=None):
+        if self.model == BN:
+            return exact.exact_bn(self.events, self.total, list(prior_sets), grid)
+        return [exact.exact_nn(self.yi, self.vi, p, grid) for p in prior_sets]
+
+
+def fits_from_frame(data, median_back="identity"):
+    """:class:`FitData` per fit of a :func:`singlearm.comparison.bayes_data` frame, in its order.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        ``fit, outcome, subgroup, study, events, total, yi, sei``.
+    median_back : str
+        Back-transform of the normal-normal fits (``identity`` for months, ``exp`` for log-months;
+        ``exp_neg_exp`` for survival rates on log(-log S)), or a dict outcome -> name.
+    """
+    out = []
+    for _, part in data.groupby("fit", sort=False):
+        outcome, subgroup = str(part["outcome"].iloc[0]), str(part["subgroup"].iloc[0])
+        is_bn = part["events"].notna().all()
+        if is_bn:
+            out.append(FitData(outcome, subgroup, BN, tuple(part["study"].astype(str)),
+                               part["events"].to_numpy(float), part["total"].to_numpy(float), None, None,
+                               priors.back_transform("expit")))
+        else:
+            name = median_back.get(outcome, "identity") if isinstance(median_back, dict) else median_back
+            out.append(FitData(outcome, subgroup, NN, tuple(part["study"].astype(str)), None, None,
+                               part["yi"].to_numpy(float), part["sei"].to_numpy(float) ** 2,
+                               priors.back_transform(name)))
+    return out
+
+
+def main_priors(config_priors):
+    """``{BN: PriorSet, NN: PriorSet}`` from the config's ``bayes.priors`` (``proportion`` / ``median``)."""
+    return {model: PriorSet("main", priors.parse_mu(config_priors[key]["mu"]),
+                            priors.parse_tau(config_priors[key]["tau"]))
+            for model, key in ((BN, "proportion"), (NN, "median"))}
+
+
+@dataclass(frozen=True)
+class ExactStageResult:
+    """The exact posteriors of every fit: the tables the workflow writes."""
+
+    summary: pd.DataFrame         # every fit x prior set, SUMMARY_COLUMNS
+    estimates: pd.DataFrame       # BAYES-*-EXACT rows of the main prior, k >= 2 (pooled_estimates columns)
+    sensitivity: pd.DataFrame     # SENSITIVITY_COLUMNS
+    probabilities: pd.DataFrame   # PROBABILITY_COLUMNS (main prior)
+
+    def summary_frame(self):
+        return self.summary
+
+
+def run_exact(fits, main, *, level=0.95, thresholds=None, grid=None, progress=None):
+    """Exact posteriors of every fit under the main priors and, for k >= 2, every sensitivity set.
+
+    Parameters
+    ----------
+    fits : list of FitData
+    main : dict
+        :func:`main_priors`.
+    level : float
+    thresholds : dict, optional
+        Outcome -> thresholds on the reporting scale for P(pooled value > t | data).
+    grid : exact.Grid, optional
+    progress : callable, optional
+        Called as ``progress(i, n, fit)`` before each fit.
+
+    Returns
+    -------
+    ExactStageResult
+
+    Notes
+    -----
+    R equivalent: per fit, one ``bayesmeta::bayesmeta`` call per prior set (normal-normal).
+    """
+    thresholds = thresholds or {}
+    rows, probs = [], []
+    for i, fit in enumerate(fits):
+        if progress is not None:
+            progress(i, len(fits), fit)
+        base = main[fit.model]
+        cuts = list(thresholds.get(fit.outcome, []))
+        if fit.k == 1:
+            sets = [PriorSet(SINGLE_STUDY, base.mu, priors.ZeroTau())]
+        else:
+            sets = priors.sensitivity_sets(base, centre=fit.centre(),
+                                           centre_scale=1.0 if fit.model == BN else base.mu.scale / 10)
+        posts = fit.posterior(sets, grid)
+        for j, (prior, post) in enumerate(zip(sets, posts)):
+            s = summarise_exact(post, fit.back, level=level, thresholds=cuts if j == 0 else (),
+                                population=fit.model == BN)
+            flags = []
+            if fit.k == 1:
+                flags.append(f"{SINGLE_STUDY}: the study's own posterior under tau = 0 (not pooled)")
+            elif fit.k == 2 or s.tau_prior_overlap >= OVERLAP_DOMINATED:
+                flags.append(f"{PRIOR_DOMINATED}: tau's posterior overlaps its prior by "
+                             f"{s.tau_prior_overlap:.0%} (k = {fit.k})")
+            rate = priors.implied_rate_interval(prior.mu, level) if fit.model == BN else (np.nan, np.nan)
+            rec = s.record()
+            rows.append({"outcome": fit.outcome, "subgroup": fit.subgroup, "model": MODEL_NAME[fit.model],
+                         "method": EXACT_METHOD[fit.model], "prior": prior.label, "mu_prior": prior.mu_text,
+                         "tau_prior": prior.tau_text, "prior_rate_low": rate[0], "prior_rate_high": rate[1],
+                         "k": fit.k, "n": fit.n, "interval": SHOWN_INTERVAL, "flags": "; ".join(flags),
+                         **rec})
+            if j == 0 and fit.k >= 2:  # a single study is not a pooled value
+                for t, p in s.probabilities.items():
+                    shown = f"{t:.0%}" if fit.back.unit == "rate" else f"{t:g} {fit.back.unit}"
+                    probs.append({"outcome": fit.outcome, "subgroup": fit.subgroup,
+                                  "method": EXACT_METHOD[fit.model], "prior": prior.label, "threshold": t,
+                                  "probability": p,
+                                  "statement": f"P(pooled {fit.outcome} > {shown} | data) = {p:.3f}"})
+    summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+    return ExactStageResult(summary=summary, estimates=_estimates(summary), sensitivity=_sensitivity(summary),
+                            probabilities=pd.DataFrame(probs, columns=PROBABILITY_COLUMNS))
+
+
+def _estimates(summary):
+    """``pooled_estimates.csv`` rows: main prior, k >= 2 (a single study is not a pooled estimate)."""
+    from ..pool import ESTIMATE_COLUMNS
+
+    t = summary[(summary["prior"] == "main") & (summary["k"] >= 2)]
+    out = t[["outcome", "subgroup", "method", "k", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
+             "tau2"]].copy()
+    for c in ("i2", "q", "q_df", "q_p"):
+        out[c] = np.nan
+    return out.reindex(columns=ESTIMATE_COLUMNS).reset_index(drop=True)
+
+
+def _sensitivity(summary):
+    """``prior_sensitivity.csv``: every fit with k >= 2 under every prior set, beside the main one."""
+    t = summary[summary["k"] >= 2].copy()
+    key = ["outcome", "subgroup"]
+    base = t[t["prior"] == "main"].set_index(key)
+    ref = base.loc[list(zip(t["outcome"], t["subgroup"]))]
+    t["difference"] = t["estimate"].to_numpy() - ref["estimate"].to_numpy()
+    t["ci_width_ratio"] = (t["ci_high"] - t["ci_low"]).to_numpy() / (ref["ci_high"] - ref["ci_low"]).to_numpy()
+    t["note"] = t["flags"]
+    return t.reindex(columns=SENSITIVITY_COLUMNS).reset_index(drop=True)
