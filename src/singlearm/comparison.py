@@ -15,7 +15,7 @@ from .fit import rma
 
 BAYES_METHOD = {"proportion": "BAYES-BN", "median": "BAYES-NN"}
 DIAGNOSTIC_COLUMNS = ["outcome", "subgroup", "model", "prior", "chains", "draws", "rhat_max", "ess_bulk_min",
-                      "ess_tail_min", "divergences", "seconds", "attempts", "passed"]
+                      "ess_tail_min", "divergences", "attempts", "passed"]
 SENSITIVITY_COLUMNS = ["outcome", "subgroup", "model", "prior", "mu_prior", "tau_prior", "k", "estimate", "ci_low",
                        "ci_high", "pi_low", "pi_high", "tau2", "tau_median", "difference", "ci_width_ratio", "note"]
 PROBABILITY_COLUMNS = ["outcome", "subgroup", "method", "prior", "threshold", "probability", "statement"]
@@ -120,8 +120,8 @@ def pooled_rows(table, data, prior):
 def diagnostics_table(diagnostics, attempts, model_name, seconds, retried=frozenset()):
     """``bayes_diagnostics.csv`` rows: one per fit x prior, from the run each pair is reported from.
 
-    ``seconds`` is the stage's wall time divided evenly over the fits (they are sampled
-    together in one model, so no fit has a time of its own); ``attempts`` counts the runs the
+    No timings (they would make the table differ on every rebuild: wall times go to Snakemake
+    ``benchmark:`` files); ``seconds`` is accepted and ignored. ``attempts`` counts the runs the
     pair went through. ``retried`` holds the (fit, prior) pairs of a prior-sensitivity run
     reported from its retry; without it every pair is from the last attempt.
     """
@@ -129,7 +129,6 @@ def diagnostics_table(diagnostics, attempts, model_name, seconds, retried=frozen
     pairs = list(zip(d["fit"], d["prior"]))
     plans = [attempts[1] if pair in retried else attempts[0 if retried else -1] for pair in pairs]
     n_attempts = [2 if pair in retried else (1 if retried else len(attempts)) for pair in pairs]
-    per_fit = seconds / max(len(d), 1)
     return pd.DataFrame({"outcome": d["outcome"], "subgroup": d["subgroup"],
                          "model": np.where(d["kind"] == "proportion", f"binomial-normal ({model_name})",
                                            f"normal-normal ({model_name})"),
@@ -137,7 +136,7 @@ def diagnostics_table(diagnostics, attempts, model_name, seconds, retried=frozen
                          "draws": [a["draws"] * a["chains"] for a in plans],
                          "rhat_max": d["rhat_max"], "ess_bulk_min": d["ess_bulk_min"],
                          "ess_tail_min": d["ess_tail_min"], "divergences": d["divergences"],
-                         "seconds": round(per_fit, 3), "attempts": n_attempts, "passed": d["passed"]},
+                         "attempts": n_attempts, "passed": d["passed"]},
                         columns=DIAGNOSTIC_COLUMNS)
 
 

@@ -1,6 +1,6 @@
-# Bayesian random-effects counterpart: every outcome x subgroup in ONE PyMC model (compiled and
-# sampled once), a convergence gate with one retry, a tau prior-sensitivity run, and the
-# frequentist-vs-Bayesian comparison.
+# Bayesian random-effects counterpart: exact posteriors of every fit by quadrature (with the prior
+# sensitivity), every outcome x subgroup in one PyMC model (compiled and sampled once) with a
+# convergence gate and one retry, and the frequentist-vs-Bayesian comparison.
 
 
 rule fit_bayes:
@@ -25,43 +25,40 @@ rule fit_bayes:
         mem_mb=3000,
     log:
         "results/logs/fit_bayes.log",
+    benchmark:
+        "results/benchmarks/fit_bayes.tsv"
     conda:
         "../../envs/bayes.yaml"
     script:
         "../scripts/fit_bayes.py"
 
 
-rule fit_bayes_prior_sensitivity:
+rule fit_bayes_exact:
+    # Exact posteriors by quadrature (seconds, no MCMC): BAYES-BN-EXACT / BAYES-NN-EXACT rows, the
+    # prior sensitivity of every fit with k >= 2, k = 1 reported as "single study".
     input:
         analysis="data/processed/analysis_data.csv",
-        main_summary="results/bayes/main/summary.csv",
     output:
-        summary="results/bayes/sensitivity/summary.csv",
-        diagnostics="results/bayes/sensitivity/diagnostics.csv",
-        table="results/tables/prior_sensitivity.csv",
-        posteriors=directory("results/bayes/prior_sensitivity"),
+        summary="results/bayes/exact/summary.csv",
+        estimates="results/bayes/exact/estimates.csv",
+        sensitivity="results/tables/prior_sensitivity.csv",
+        probabilities="results/bayes/exact/posterior_probabilities.csv",
     params:
-        run="sensitivity",
-        priors=config["bayes"]["sensitivity_priors"],
-        main_priors=config["bayes"]["priors"],
-        sampler=config["bayes"]["sensitivity_sampler"],
-        gate=config["bayes"]["gate"],
-        min_k=config["bayes"]["sensitivity_min_k"],
+        priors=config["bayes"]["priors"],
         **BAYES_PARAMS,
-    threads: 4
-    resources:
-        mem_mb=3000,
     log:
-        "results/logs/fit_bayes_prior_sensitivity.log",
+        "results/logs/fit_bayes_exact.log",
+    benchmark:
+        "results/benchmarks/fit_bayes_exact.tsv"
     conda:
         "../../envs/bayes.yaml"
     script:
-        "../scripts/fit_bayes.py"
+        "../scripts/fit_bayes_exact.py"
 
 
 rule gather_bayes_diagnostics:
     input:
-        diagnostics=["results/bayes/main/diagnostics.csv", "results/bayes/sensitivity/diagnostics.csv"],
+        diagnostics=["results/bayes/main/diagnostics.csv"],
     output:
         diagnostics="results/tables/bayes_diagnostics.csv",
     log:

@@ -73,6 +73,8 @@ def all_outputs():
         "results/tables/median_summary.csv",
         "results/tables/bayes_diagnostics.csv",
         "results/tables/prior_sensitivity.csv",
+        "results/bayes/exact/summary.csv",
+        "results/bayes/exact/estimates.csv",
         "results/tables/posterior_probabilities.csv",
         "results/tables/frequentist_vs_bayesian.csv",
         "results/tables/frequentist_vs_bayesian.md",

@@ -1,4 +1,4 @@
-"""Adapter for rules fit_bayes and fit_bayes_prior_sensitivity: one joint PyMC model, gated."""
+"""Adapter for rule fit_bayes: one joint PyMC model, gated (the prior sensitivity is exact: fit_bayes_exact)."""
 
 import sys
 import time
