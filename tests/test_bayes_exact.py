@@ -11,6 +11,8 @@ References, written here without the production code:
   convolution on a uniform theta grid (no Gauss-Hermite, no adaptive ranges).
 """
 
+import os
+
 import numpy as np
 import pytest
 from scipy import integrate, optimize, signal, special, stats
@@ -21,6 +23,7 @@ from singlearm.bayes import exact, priors as P, summaries as S
 TOL_EXACT = 1e-4          # production vs closed form + fine grid (normal-normal)
 TOL_BRUTE = 5e-4          # production vs the brute-force grid (its own error is O(h^2), h = 0.02)
 TOL_REFINE = 1e-4         # default grid vs twice-refined grid
+FULL = os.environ.get("SINGLEARM_FULL") == "1"  # the reduced form refines under the main prior only
 
 YI = np.array([6.83, 12.40, 9.10, 5.30, 5.50])   # months, from the review's median PFS rows
 SEI = np.array([1.158, 2.449, 1.735, 1.250, 2.092])
@@ -165,7 +168,7 @@ REPORTED = ("estimate", "mean", "ci_low", "ci_high", "hpd_low", "hpd_high", "pi_
 @pytest.mark.parametrize("name", sorted(EDGES))
 def test_refining_the_grid_changes_no_reported_value_by_more_than_1e4(name):
     x, n = EDGES[name]
-    sets = [MAIN_BN, P.PriorSet("hn", P.Normal(0.0, 1.5), P.HalfNormal(0.5))]
+    sets = [MAIN_BN, P.PriorSet("hn", P.Normal(0.0, 1.5), P.HalfNormal(0.5))][:2 if FULL else 1]
     coarse = exact.exact_bn(x, n, sets)
     fine = exact.exact_bn(x, n, sets, exact.Grid().refined())
     for a, b in zip(coarse, fine):
