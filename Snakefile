@@ -5,6 +5,8 @@
 # The default analysis's config, beside this file (so --directory works). Another review's
 # --configfile replaces it rather than being merged into it, so no sarcoma sheet leaks in.
 if not workflow.overwrite_configfiles:
+    # Snakemake's own message for a YAML slip names neither file nor line; this one does.
+    include: "workflow/rules/config_syntax.smk"
 
     configfile: f"{workflow.basedir}/config/config.yaml"
 

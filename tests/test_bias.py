@@ -276,3 +276,76 @@ def test_summary_frames():
     for res in (bias.egger_test(yi, vi), bias.begg_test(yi, vi), bias.trim_and_fill(yi, vi)):
         frame = res.summary_frame()
         assert len(frame) == 1 and "note" in frame.columns
+
+
+# ---------------------------------------------------------------------------------------------
+# Peters' sample-size test and the other regression predictors (issue 11)
+# Reference: tests/reference/make_reference_engine.R:
+#   regtest(rma(yi, vi, method = "DL"), ni = ni, model = "lm", predictor = "ninv" | "ni")
+# ---------------------------------------------------------------------------------------------
+
+from engine_reference import load_engine_reference
+
+ENGINE = load_engine_reference()
+REGTEST_CASES = sorted({k[:4] for k in ENGINE if k[3].startswith("REGTEST-")})
+
+
+@pytest.mark.parametrize("dataset,outcome,subgroup,fit_id", REGTEST_CASES, ids=["-".join(c) for c in REGTEST_CASES])
+def test_sample_size_regression_tests_match_metafor(dataset, outcome, subgroup, fit_id):
+    _, predictor, measure = fit_id.split("-")
+    d = INPUTS[(dataset, outcome, subgroup)]
+    yi, vi = proportion_effects(d.events.to_numpy(), d.total.to_numpy(), measure)
+    res = bias.regression_test(yi, vi, d.total.to_numpy(), predictor)
+    base = (dataset, outcome, subgroup, fit_id)
+    for q, attr in (("zval", "stat"), ("pval", "pval"), ("dfs", "df"), ("est", "est")):
+        _assert_close(getattr(res, attr), ENGINE[(*base, q, "")], TOL_CLOSED, f"{base} {q}")
+    if predictor == "ninv":
+        peters = bias.peters_test(yi, vi, d.total.to_numpy())
+        assert (peters.stat, peters.pval, peters.predictor) == (res.stat, res.pval, "ninv")
+
+
+def test_regression_tests_cover_enough_reference_sets():
+    assert len(REGTEST_CASES) >= 40
+
+
+def test_equal_sample_sizes_leave_peters_test_undefined():
+    # metafor: "Model matrix no longer of full rank after addition of predictor" (tau0: all n = 50)
+    yi, vi = proportion_effects(np.array([10, 11, 9, 10]), np.array([50, 50, 50, 50]), "PLO")
+    res = bias.peters_test(yi, vi, [50, 50, 50, 50])
+    assert np.isnan(res.pval) and "same inverse sample size" in res.note and res.run
+
+
+def test_peters_by_hand():
+    # WLS of y on 1/n with weights 1/v: slope t statistic from the normal equations
+    yi, vi, n = np.array([0.1, 0.4, 0.2, 0.7]), np.array([0.02, 0.01, 0.04, 0.05]), np.array([40, 80, 20, 15])
+    x = np.column_stack([np.ones(4), 1 / n])
+    w = 1 / vi
+    a = (x.T * w) @ x
+    beta = np.linalg.solve(a, (x.T * w) @ yi)
+    s2 = (w * (yi - x @ beta) ** 2).sum() / 2
+    t = beta[1] / np.sqrt(s2 * np.linalg.inv(a)[1, 1])
+    res = bias.peters_test(yi, vi, n)
+    assert res.stat == pytest.approx(t, abs=1e-12) and res.est == pytest.approx(beta[0], abs=1e-12)
+
+
+def test_ni_predictor_has_no_limit_estimate_and_needs_n():
+    yi, vi = np.array([0.1, 0.4, 0.2, 0.7]), np.array([0.02, 0.01, 0.04, 0.05])
+    assert np.isnan(bias.regression_test(yi, vi, [40, 80, 20, 15], "ni").est)
+    with pytest.raises(ValueError, match="needs the sample sizes"):
+        bias.regression_test(yi, vi, None, "ninv")
+    with pytest.raises(ValueError, match="unknown predictor 'n'"):
+        bias.regression_test(yi, vi, [40, 80, 20, 15], "n")
+
+
+def test_min_k_skips_every_test_below_it():
+    d = INPUTS[("pritz1997", "orr", "overall")]                 # k = 14
+    yi, vi = proportion_effects(d.events.to_numpy(), d.total.to_numpy(), "PFT")
+    for min_k, runs in ((10, True), (15, False)):
+        results = [bias.egger_test(yi, vi, min_k=min_k), bias.peters_test(yi, vi, d.total, min_k=min_k),
+                   bias.begg_test(yi, vi, min_k=min_k), bias.trim_and_fill(yi, vi, min_k=min_k)]
+        for r in results:
+            assert r.run == runs, (min_k, r)
+            if not runs:
+                assert r.note == "not run: k < 15 (k = 14)" and np.isnan(r.pval if hasattr(r, "pval") else r.b)
+    # without min_k (the default) nothing is skipped, as before
+    assert bias.egger_test(yi[:4], vi[:4]).run

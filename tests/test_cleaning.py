@@ -1,5 +1,6 @@
 """Cleaning of the extraction sheet: every raw row accounted for, derivations flagged, bad data refused."""
 
+import pandas as pd
 import pytest
 
 from singlearm import cleaning, sheets
@@ -48,18 +49,29 @@ def test_within_study_subsets_are_logged_not_pooled(result):
     assert not result.analysis.group.isin(["osteosarcoma", "chondrosarcoma"]).any()
 
 
-def test_count_rebuilt_from_percent_when_exactly_one_integer_fits(result):
-    # chi2018 PFR at 12 weeks: 68% of 166; only 113/166 = 68.07% rounds to 68.
+def test_kaplan_meier_rates_are_never_rebuilt_as_counts(result):
+    # chi2018 PFR at 12 weeks: 68% of 166 is a KM estimate, not 113/166: kept as printed, SE from n.
     r = row_of(result.analysis, "chi2018", "pfr_12w")
-    assert (r.events, r.total, r.events_source, r.total_source) == (113, 166, "rebuilt_from_percent", "reported")
-    assert row_of(result.log, "chi2018", "pfr_12w").status == "derived"
+    assert (r.kind, r.estimate, r.total, r.se_source, r.total_source) == (
+        "survival_rate", 0.68, 166, "binomial_approximation", "reported")
+    assert pd.isna(r.events) and r.events_source == ""
+    log = row_of(result.log, "chi2018", "pfr_12w")
+    assert (log.status, log.reason) == ("kept", "Kaplan-Meier estimate; no CI: SE by the binomial approximation "
+                                                "from n (a lower bound under censoring)")
+    kinds = result.analysis[result.analysis.outcome.str.match(r"^(pfr_|pfs_rate_|os_rate_)")]
+    assert set(kinds.kind) == {"survival_rate"} and kinds.events.isna().all()
+    # liu2021a has no denominator: the cohort's enrolled n (row 71) is its n, flagged.
+    r = row_of(result.analysis, "liu2021a", "pfs_rate_6m")
+    assert (r.estimate, r.total, r.total_source) == (0.354, 48, "enrolled_n")
 
 
 def test_missing_denominator_takes_enrolled_n_and_is_flagged(result):
     # zhang2022 ORR 8.6% with no denominator: enrolled n = 35 (row 100), 3/35 = 8.57%.
     r = row_of(result.analysis, "zhang2022", "orr")
     assert (r.events, r.total, r.events_source) == (3, 35, "rebuilt_from_percent")
-    assert r.total_source == "enrolled_n (row 100)"
+    assert r.total_source == "enrolled_n"
+    assert row_of(result.log, "zhang2022", "orr").reason == (
+        "count rebuilt from the printed percentage; denominator = cohort's enrolled n (row 100)")
 
 
 def test_no_unique_count_excludes_the_row(raw_copy):

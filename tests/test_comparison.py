@@ -14,11 +14,12 @@ def rows():
     prop = pd.DataFrame({"cohort_id": ["a", "b", "c", "d"], "study_id": ["a", "b", "c", "d"], "outcome": "orr",
                          "kind": "proportion", "subgroup": ["sts", "sts", "bone", "sts"],
                          "events": [3.0, 10.0, 0.0, 7.0], "total": [30.0, 50.0, 20.0, 40.0], "estimate": np.nan,
-                         "ci_low": np.nan, "ci_high": np.nan, "has_ci": False, "source_row": [2, 3, 4, 5]})
+                         "ci_low": np.nan, "ci_high": np.nan, "has_ci": False, "se_source": "", "source_row": [2, 3, 4, 5]})
     med = pd.DataFrame({"cohort_id": ["a", "b", "c"], "study_id": ["a", "b", "c"], "outcome": "median_pfs",
                         "kind": "median", "subgroup": ["sts", "sts", "bone"], "events": np.nan,
                         "total": [30.0, 50.0, 20.0], "estimate": [6.0, 8.0, 5.0], "ci_low": [4.0, 6.5, np.nan],
-                        "ci_high": [8.0, 9.9, np.nan], "has_ci": [True, True, False], "source_row": [6, 7, 8]})
+                        "ci_high": [8.0, 9.9, np.nan], "has_ci": [True, True, False],
+                        "se_source": ["reported_ci", "reported_ci", ""], "source_row": [6, 7, 8]})
     return pd.concat([prop, med], ignore_index=True)
 
 

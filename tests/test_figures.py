@@ -30,8 +30,9 @@ def test_forest_figures_one_per_outcome_by_its_method():
     est = estimates()
     studies = pd.concat([pool.pool_outcome(analysis(), o, ["sts", "bone"]).studies for o in est["outcome"].unique()])
     tests = pd.concat([pool.pool_outcome(analysis(), o, ["sts", "bone"]).subgroup_tests for o in est["outcome"].unique()])
+    details = pd.concat([pool.pool_outcome(analysis(), o, ["sts", "bone"]).details for o in est["outcome"].unique()])
     stems = {"ae_g34:hypertension": "forest_ae_g34-hypertension", "ae_all:hypertension": "forest_ae_all-hypertension"}
-    out = figures.forest_figures(studies, est, tests, stems, {o: "PFT-DL" for o in stems})
+    out = figures.forest_figures(studies, est, tests, details, stems, {o: "PFT-DL" for o in stems})
     assert [s for s, _, _ in out] == list(stems.values())
     texts = {t.get_text() for t in out[0][1].findobj(lambda a: hasattr(a, "get_text"))}
     assert "0/25" in texts  # the zero-event cohort is on the plot

@@ -147,7 +147,7 @@ def test_median_pooling_matches_metafor(outcome, subgroup, rows):
         if scale == "log":
             assert close(math.exp(r.b), REFERENCE[(*base, "est_bt", "")], TOL_CLOSED)
     desc = ("sarcoma", outcome, subgroup, "MEDIAN-DESC")
-    summary = pool._median_summary(rows.assign(has_ci=rows.ci_low.notna() & rows.ci_high.notna(),
+    summary = pool._median_summary(rows.assign(kind="median", se_source=np.where(rows.ci_low.notna(), "reported_ci", ""),
                                                cohort_id=rows.study), outcome, subgroup)
     for q, ours in (("k", summary["k_reported"]), ("min", summary["min"]), ("max", summary["max"]),
                     ("mean", summary["mean"]), ("sd", summary["sd"])):
@@ -261,12 +261,18 @@ def test_k1_returns_the_study_itself():
     assert all(math.isnan(v) for v in (r.tau2, r.i2, r.q, r.pi_lb, r.h2))
     rows = pd.DataFrame(dict(outcome="orr", subgroup="sts", cohort_id="a", study_id="a", events=[4], total=[20],
                              kind="proportion"))
-    est = pool.pool_outcome(rows, "orr").estimates
+    res = pool.pool_outcome(rows, "orr")
+    est = res.estimates
     assert set(est.subgroup) == {"overall", "sts"}
     est = est[est.subgroup == "overall"].set_index("method")
-    assert est.loc["PFT-DL", "estimate"] == pytest.approx(0.2, abs=0.01)
-    assert est.loc["GLMM-ML", "estimate"] == pytest.approx(float(transforms.ilogit(math.log(4 / 16))), abs=1e-12)
-    assert est["tau2"].isna().all() and est["i2"].isna().all()
+    # every method, the GLMM included, reports the study itself: 4/20 with its exact CI
+    # (R: binom.test(4, 20)$conf.int = 0.057333997050032788 0.436614002996668304), never a 0.5-corrected logit.
+    assert (est["estimate"] == 0.2).all()
+    assert np.allclose(est["ci_low"], 0.057333997050032788, atol=TOL_CLOSED) and np.allclose(est["ci_high"], 0.436614002996668304, atol=TOL_CLOSED)
+    assert est[["tau2", "i2", "q", "pi_low", "pi_high"]].isna().all().all()
+    flags = res.details.query("subgroup == 'overall'")["flags"]
+    assert flags.str.startswith("single study, not pooled").all()
+    assert res.studies["ci_low"].iloc[0] == pytest.approx(0.057333997050032788, abs=TOL_CLOSED)
 
 
 def test_k2_has_no_prediction_interval():
@@ -284,17 +290,15 @@ def test_tau2_zero_when_homogeneous():
 def test_zero_events_everywhere_gives_no_glmm_but_other_methods():
     rows = pd.DataFrame(dict(outcome="ae", subgroup="sts", cohort_id=list("abc"), study_id=list("abc"),
                              events=[0, 0, 0], total=[10, 20, 15], kind="proportion"))
-    est = pool.pool_outcome(rows, "ae").estimates.set_index(["subgroup", "method"])
+    res = pool.pool_outcome(rows, "ae")
+    est = res.estimates.set_index(["subgroup", "method"])
     assert math.isnan(est.loc[("overall", "GLMM-ML"), "estimate"])
+    flags = res.details.set_index(["subgroup", "method"])["flags"]
+    assert flags[("overall", "GLMM-ML")] == ("left blank: no patient had the event, so the GLMM likelihood has no "
+                                             "finite maximum")
     assert est.loc[("overall", "PFT-DL"), "estimate"] == 0.0
     assert est.loc[("overall", "PFT-DL"), "ci_high"] > 0
-
-
-def test_ft_pathology_is_flagged():
-    # A pooled value near 0 with a wide CI: the lower limit falls below the transform's range.
-    problems = transforms.ft_pathology(0.05, -0.05, 0.2, np.array([10, 12]))
-    assert problems == ["CI limit outside the back-transform's range, clipped to 0 or 1"]
-    assert transforms.ft_pathology(0.6, 0.5, 0.7, np.array([50, 60])) == []
+    assert "0.5 continuity correction applied (a;b;c)" in flags[("overall", "PLO-DL")]
 
 
 def test_reml_scales_linearly():

@@ -155,7 +155,9 @@ def test_forest_prediction_interval_and_diamonds():
     (overall,) = by_gid(fig, "overall-diamond")
     xs = overall.get_xy()[:, 0]
     assert (xs.min(), xs.max()) == pytest.approx((5.0, 21.0))
-    assert by_gid(fig, "subtotal-sts") and by_gid(fig, "subtotal-bone")
+    # bone has one cohort: no subtotal diamond, the plot says "1 study" instead
+    assert by_gid(fig, "subtotal-sts") and not by_gid(fig, "subtotal-bone")
+    assert "Subtotal: 1 study, not pooled" in texts(fig)
 
 
 def test_forest_headings_in_estimate_order_and_texts():
@@ -168,23 +170,24 @@ def test_forest_headings_in_estimate_order_and_texts():
     assert y_bone < y_sts                                    # row 0 is the top row
     drawn = "\n".join(texts(fig))
     assert "Subtotal (k = 2): I\u00b2 = 60.0%, p = 0.110" in drawn
-    assert "Subtotal (k = 1): I\u00b2 = NA, p = NA" in drawn          # k = 1: NA, not blank
+    assert "Subtotal: 1 study, not pooled" in drawn             # k = 1: no I², no diamond
     assert "Overall (k = 3): I\u00b2 = 35.0%, p = 0.210" in drawn
     assert "Test for subgroup differences: Q = 0.08, df = 1, p = 0.783" in drawn
     assert "12.0 [5.0, 21.0]" in drawn
 
 
-def test_forest_k1_overall_prints_na_and_draws_no_pi():
+def test_forest_k1_overall_prints_one_study_and_draws_no_diamond_or_pi():
     st = study_rows()
     st = st[(st.outcome == "orr") & (st.cohort_id == "c2022")]
     est = estimate_rows()
     est = est[(est.outcome == "orr") & (est.subgroup == "bone")].assign(subgroup="overall")
     fig = plots.forest_plot(st, est, None, outcome="orr", method="PFT-DL", label="ORR")
     assert not by_gid(fig, "prediction-interval")
-    assert by_gid(fig, "overall-diamond")
+    assert not by_gid(fig, "overall-diamond")
     drawn = texts(fig)
-    assert "NA" in drawn                                       # the prediction interval's text
-    assert not by_gid(fig, "subtotal-bone")                    # one level: its subtotal is the overall
+    assert "Overall: 1 study, not pooled" in drawn and "15.0 [5.7, 30.0]" in drawn
+    assert not any("I\u00b2" in t for t in drawn)
+    assert not by_gid(fig, "subtotal-bone")
 
 
 def test_forest_medians_mark_studies_without_ci():

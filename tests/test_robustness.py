@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from reference_data import proportion_inputs, reference_table
+from singlearm.methods import of_kind as methods_of_kind
 from singlearm import pool, robustness, transforms
 
 TOL_CLOSED = 1e-8      # DL fits, Egger's regression, Kendall's tau: closed forms
@@ -163,7 +164,7 @@ def test_scenarios_select_the_right_cohorts():
     methods = sc[sc.scenario == "all_methods"]
     sc = sc[sc.scenario != "all_methods"].set_index("scenario")
     main = pool.pool_outcome(rows, "orr").estimates
-    assert list(methods["method"]) == list(pool.PROPORTION_METHODS)
+    assert list(methods["method"]) == methods_of_kind("proportion")
     assert methods.set_index("method").loc["GLMM-ML", "estimate"] == pytest.approx(
         main.query("subgroup == 'overall' and method == 'GLMM-ML'")["estimate"].iloc[0], abs=TOL_CLOSED)
     assert sc.loc["prospective_only", "dropped"] == "c;e"

@@ -210,12 +210,14 @@ def audit(path, root=None):
 
 
 def _unique_rows(rows):
-    # The same raw row reaches a summary table through several outputs; show it once, in sheet order.
+    # A raw row reaches a summary table through several outputs, some recording fewer of its fields
+    # (the Bayesian data have no cohort id or source); show it once, in sheet order, with every field.
     seen = {}
     for r in rows:
-        key = (r.get("cohort_id"), r["source_row"]) if r.get("source_row") is not None else json.dumps(
-            r, sort_keys=True, default=str)
-        seen.setdefault(key, r)
+        key = (r.get("source_sheet") or "extraction.csv", r["source_row"]) if r.get("source_row") is not None \
+            else json.dumps(r, sort_keys=True, default=str)
+        have = seen.setdefault(key, dict(r))
+        have.update({k: v for k, v in r.items() if have.get(k) is None and v is not None})
     return tuple(sorted(seen.values(), key=lambda r: (r.get("source_row") is None, r.get("source_row") or 0)))
 
 

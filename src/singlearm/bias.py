@@ -1,4 +1,4 @@
-"""Small-study effects and funnel-plot asymmetry: Egger's and Begg's tests, trim-and-fill.
+"""Small-study effects and funnel-plot asymmetry: regression tests (Egger, Peters), Begg, trim-and-fill.
 
 Each function takes effect sizes on the analysis scale (``yi, vi`` from :mod:`singlearm.effects`)
 and returns a frozen result; nothing is back-transformed here. Where a test is undefined for
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
-from singlearm import fit
+from singlearm import fit, metareg
 
 # R's lm() declares a column collinear when, after removing the columns before it, less than
 # this fraction of its norm is left (LINPACK dqrdc2, tol = 1e-7). Used so that Egger's test
@@ -54,12 +54,20 @@ def underpowered_note(k):
 # --------------------------------------------------------------------------------------------
 
 
+def not_run_note(k, min_k):
+    """The note of a test skipped because k < ``min_k`` (``bias.min_k``), else ""."""
+    return f"not run: k < {min_k} (k = {k})" if min_k is not None and k < min_k else ""
+
+
 @dataclass(frozen=True)
 class EggerResult(_Result):
-    """Egger's regression test: ``stat`` (t) and ``pval`` of the slope on SE, on ``df`` df.
+    """A regression test for funnel-plot asymmetry: ``stat`` (t) and ``pval`` of the slope.
 
-    ``est`` is the intercept, the limit estimate as SE -> 0, with its ``est_se`` and
-    ``ci_lb, ci_ub`` (t on ``df`` df). ``slope`` is the coefficient of SE (the asymmetry).
+    ``predictor`` is what the effects are regressed on: ``sei`` (Egger), ``ninv`` (1/n,
+    Peters), ``ni``, ``vi``, ``sqrtninv``. ``est`` is the intercept, the limit estimate as the
+    predictor -> 0 (only for ``sei``, ``vi``, ``ninv``, ``sqrtninv``; NaN otherwise), with its
+    ``est_se`` and ``ci_lb, ci_ub`` (t on ``df`` df). ``slope`` is the coefficient of the
+    predictor (the asymmetry). ``run`` is False when the test was skipped because k < min_k;
     ``note`` says why the result is NaN when it is.
     """
 
@@ -74,54 +82,81 @@ class EggerResult(_Result):
     ci_lb: float
     ci_ub: float
     note: str = ""
+    predictor: str = "sei"
+    run: bool = True
 
 
-def egger_test(yi, vi, level=0.95):
-    """Egger's regression test for funnel-plot asymmetry (Egger et al. 1997).
+PREDICTORS = {"sei": "standard error", "vi": "sampling variance", "ni": "sample size",
+              "ninv": "inverse sample size", "sqrtni": "square root of the sample size",
+              "sqrtninv": "inverse square root of the sample size"}
+_LIMIT = ("sei", "vi", "ninv", "sqrtninv")   # predictors whose 0 is a study of infinite size
 
-    Weighted least squares of :math:`y_i = \\beta_0 + \\beta_1 \\mathrm{SE}_i + e_i` with weights
+
+def regression_test(yi, vi, ni=None, predictor="sei", level=0.95, min_k=None):
+    """Regression test for funnel-plot asymmetry on a chosen predictor (model "lm").
+
+    Weighted least squares of :math:`y_i = \\beta_0 + \\beta_1 x_i + e_i` with weights
     :math:`1/v_i` and a multiplicative residual variance
     :math:`\\hat\\sigma^2 = \\sum w_i \\hat e_i^2/(k-2)`; the test is
-    :math:`t = \\hat\\beta_1/\\mathrm{SE}(\\hat\\beta_1)` on k - 2 df. This is the classic
-    regression of :math:`y_i/\\mathrm{SE}_i` on :math:`1/\\mathrm{SE}_i` with the roles of
-    slope and intercept swapped: ``est`` (:math:`\\hat\\beta_0`) is the pooled effect of a study
-    with SE -> 0.
+    :math:`t = \\hat\\beta_1/\\mathrm{SE}(\\hat\\beta_1)` on k - 2 df. With
+    :math:`x_i = \\sqrt{v_i}` this is Egger et al.'s (1997) test (the classic regression of
+    :math:`y_i/\\mathrm{SE}_i` on :math:`1/\\mathrm{SE}_i` with slope and intercept swapped);
+    with :math:`x_i = 1/n_i` it is the sample-size test of Peters et al. (2006, JAMA 295:676),
+    which for proportions avoids the built-in correlation between a proportion and its SE.
 
     Parameters
     ----------
     yi, vi : array_like
         Effect sizes and sampling variances.
+    ni : array_like, optional
+        Sample sizes (required for the ``n`` predictors).
+    predictor : {"sei", "ninv", "ni", "vi", "sqrtni", "sqrtninv"}
     level : float
         Confidence level of the limit estimate's interval.
+    min_k : int, optional
+        Below this many studies the test is not run (``bias.min_k``; meta's ``k.min = 10``):
+        the result has ``run = False`` and the note "not run: k < min_k".
 
     Returns
     -------
     EggerResult
-        NaN with a ``note`` when k < 3 (no residual df) or when the standard errors are
-        (nearly) all equal, which leaves the slope unidentified.
+        NaN with a ``note`` when k < 3 (no residual df) or when the predictor is (nearly)
+        constant, which leaves the slope unidentified.
 
     Notes
     -----
-    R equivalent: ``metafor::regtest(rma(yi, vi), model="lm", predictor="sei")`` (``zval``,
-    ``pval``, ``dfs``, ``est``); Stata ``metabias, egger``.
+    R equivalent: ``metafor::regtest(rma(yi, vi), ni = ni, model = "lm", predictor =
+    predictor)`` (``zval``, ``pval``, ``dfs``, ``est``); Peters: ``predictor = "ninv"``.
     """
     yi, vi = fit.as_effects(yi, vi)
+    fit.check_choice("predictor", predictor, tuple(PREDICTORS))
     k = len(yi)
     nan = float("nan")
+
+    def undefined(why, run=True):
+        return EggerResult(k, nan, nan, nan, nan, max(k - 2, 0), nan, nan, nan, nan, why, predictor, run)
+
+    skipped = not_run_note(k, min_k)
+    if skipped:
+        return undefined(skipped, run=False)
+    if predictor in ("sei", "vi"):
+        x = np.sqrt(vi) if predictor == "sei" else vi
+    else:
+        if ni is None:
+            raise ValueError(f"predictor {predictor!r} needs the sample sizes ni")
+        n = np.asarray(ni, dtype=float)
+        if n.shape != yi.shape or not np.all(n > 0):
+            raise ValueError(f"ni must be {k} positive sample sizes (got {n.tolist()})")
+        x = {"ni": n, "ninv": 1 / n, "sqrtni": np.sqrt(n), "sqrtninv": 1 / np.sqrt(n)}[predictor]
     if k < 3:
-        return EggerResult(k, nan, nan, nan, nan, max(k - 2, 0), nan, nan, nan, nan,
-                           f"Egger's test needs at least 3 studies (k = {k}): no residual degrees of freedom")
-    sei = np.sqrt(vi)
-    sw = 1.0 / sei  # sqrt of the weights 1/vi
-    # Weighted design: columns sqrt(w) and sqrt(w)*sei, the latter identically 1.
-    xs = np.column_stack([sw, np.ones(k)])
+        return undefined(f"the regression test needs at least 3 studies (k = {k}): no residual degrees of freedom")
+    sw = 1.0 / np.sqrt(vi)  # sqrt of the weights 1/vi
+    xs = np.column_stack([sw, sw * x])
     c1, c2 = xs[:, 0], xs[:, 1]
     left = c2 - c1 * (c1 @ c2) / (c1 @ c1)
     if np.linalg.norm(left) < _LM_TOL * np.linalg.norm(c2):
-        return EggerResult(k, nan, nan, nan, nan, k - 2, nan, nan, nan, nan,
-                           "Egger's test is undefined: all studies have the same standard error, so the "
-                           "slope on SE cannot be estimated (metafor::regtest stops: model matrix not of "
-                           "full rank)")
+        return undefined(f"the regression test is undefined: all studies have the same {PREDICTORS[predictor]}, so "
+                         "the slope cannot be estimated (metafor::regtest stops: model matrix not of full rank)")
     q, r = np.linalg.qr(xs)
     ys = yi * sw
     beta = np.linalg.solve(r, q.T @ ys)
@@ -134,8 +169,34 @@ def egger_test(yi, vi, level=0.95):
     stat = beta[1] / se[1]
     pval = float(2 * special.stdtr(df, -abs(stat)))
     crit = fit._t(level, df)
-    return EggerResult(k, float(beta[1]), float(se[1]), float(stat), pval, df, float(beta[0]), float(se[0]),
-                       float(beta[0] - crit * se[0]), float(beta[0] + crit * se[0]))
+    if predictor in _LIMIT:
+        est, est_se, lo, hi = float(beta[0]), float(se[0]), float(beta[0] - crit * se[0]), float(beta[0] + crit * se[0])
+    else:
+        est = est_se = lo = hi = nan
+    return EggerResult(k, float(beta[1]), float(se[1]), float(stat), pval, df, est, est_se, lo, hi, "", predictor)
+
+
+def egger_test(yi, vi, level=0.95, min_k=None):
+    """Egger's regression test for funnel-plot asymmetry (Egger et al. 1997).
+
+    :func:`regression_test` with the standard error as predictor; see there.
+
+    Notes
+    -----
+    R equivalent: ``metafor::regtest(rma(yi, vi), model="lm", predictor="sei")`` (``zval``,
+    ``pval``, ``dfs``, ``est``); Stata ``metabias, egger``.
+    """
+    return regression_test(yi, vi, None, "sei", level, min_k)
+
+
+def peters_test(yi, vi, ni, level=0.95, min_k=None):
+    """Peters et al.'s (2006) sample-size test: :func:`regression_test` on 1/n.
+
+    Notes
+    -----
+    R equivalent: ``metafor::regtest(rma(yi, vi), ni = ni, model = "lm", predictor = "ninv")``.
+    """
+    return regression_test(yi, vi, ni, "ninv", level, min_k)
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,6 +219,7 @@ class BeggResult(_Result):
     p_method: str
     stat: float
     note: str = ""
+    run: bool = True
 
 
 def _kendall_pmf(n):
@@ -195,7 +257,7 @@ def _tie_sizes(x):
     return counts[counts > 1].astype(float)
 
 
-def begg_test(yi, vi):
+def begg_test(yi, vi, min_k=None):
     """Begg and Mazumdar's (1994) rank correlation test for funnel-plot asymmetry.
 
     Kendall's tau-b between the standardised effects
@@ -209,6 +271,9 @@ def begg_test(yi, vi):
     ----------
     yi, vi : array_like
         Effect sizes and sampling variances (k >= 2).
+
+    min_k : int, optional
+        Below this many studies the test is not run (``run = False``, note "not run: k < min_k").
 
     Returns
     -------
@@ -227,6 +292,9 @@ def begg_test(yi, vi):
     yi, vi = fit.as_effects(yi, vi)
     k = len(yi)
     nan = float("nan")
+    skipped = not_run_note(k, min_k)
+    if skipped:
+        return BeggResult(k, nan, nan, "", nan, skipped, False)
     if k < 2:
         return BeggResult(k, nan, nan, "", nan, f"Begg's test needs at least 2 studies (k = {k})")
     w = 1.0 / vi
@@ -288,6 +356,7 @@ class TrimFillResult(_Result):
     filled_yi: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     filled_vi: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     fit: object = field(default=None, repr=False)
+    run: bool = True
 
 
 def _wls(x, yi, w):
@@ -296,52 +365,10 @@ def _wls(x, yi, w):
     return np.linalg.solve(a, xtw @ yi), a
 
 
-def _p_matrix(x, w):
-    """:math:`P = W - WX(X'WX)^{-1}X'W` for diagonal W given by ``w``."""
-    xtw = x.T * w
-    return np.diag(w) - xtw.T @ np.linalg.solve(xtw @ x, xtw)
-
-
-def _metareg_tau2(yi, vi, x, method):
-    """Residual tau^2 of a meta-regression on design ``x``, by the fit's own estimator.
-
-    DL: :math:`\\max\\{0, (Q_E - (k-p)) / \\mathrm{tr} P\\}` with FE weights; PM: the root of
-    :math:`Q_E(\\tau^2) = k - p`; REML: Fisher scoring with :math:`P` (Viechtbauer 2005).
-    """
-    k, p = x.shape
-    if method == "EE":
-        return 0.0
-    if method == "DL":
-        pm = _p_matrix(x, 1 / vi)
-        return max(0.0, float((yi @ pm @ yi - (k - p)) / np.trace(pm)))
-    if method == "PM":
-        def excess(t):
-            return float(yi @ _p_matrix(x, 1 / (vi + t)) @ yi - (k - p))
-        if excess(0.0) <= 0:
-            return 0.0
-        hi = max(float(np.var(yi, ddof=1)), float(vi.max()), 1e-8)
-        while excess(hi) > 0:
-            hi *= 4
-        return optimize.brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
-    tau2 = _metareg_tau2(yi, vi, x, "DL")
-    for _ in range(1000):
-        pm = _p_matrix(x, 1 / (vi + tau2))
-        py = pm @ yi
-        step = (py @ py - np.trace(pm)) / np.sum(pm * pm)
-        new = tau2 + step
-        while new < 0:
-            step /= 2
-            new = tau2 + step
-        if abs(new - tau2) < 1e-12 * max(1.0, tau2):
-            return float(new)
-        tau2 = new
-    raise RuntimeError("REML did not converge in the trim-and-fill side regression")
-
-
 def _side_slope(yi, vi, method):
     """Slope of y on SE in the meta-regression metafor uses to pick the trim-and-fill side."""
     x = np.column_stack([np.ones(len(yi)), np.sqrt(vi)])
-    tau2 = _metareg_tau2(yi, vi, x, method)
+    tau2 = metareg.residual_tau2(yi, vi, x, method)
     beta, _ = _wls(x, yi, 1 / (vi + tau2))
     return float(beta[1])
 
@@ -352,7 +379,7 @@ def _constant_se(vi):
     return np.linalg.norm(left) < _LM_TOL * np.sqrt(len(vi))
 
 
-def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=100):
+def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=100, min_k=None):
     """Trim-and-fill with the L0 estimator (Duval & Tweedie 2000a, 2000b).
 
     The side to fill is the one opposite the asymmetry: unless given, metafor's rule is used,
@@ -377,6 +404,8 @@ def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=
         Inference of the final fit, as in :func:`singlearm.fit.rma`.
     maxiter : int
         Iterations of the trim step before giving up.
+    min_k : int, optional
+        Below this many studies the method is not run (``run = False``, note "not run: k < min_k").
 
     Returns
     -------
@@ -401,9 +430,12 @@ def trim_and_fill(yi, vi, method="DL", side=None, test="z", level=0.95, maxiter=
         raise ValueError(f"side must be None, 'left' or 'right' (got {side!r})")
     nan = float("nan")
 
-    def undefined(why):
-        return TrimFillResult(k, nan, nan, "", "L0", 0, nan, nan, nan, nan, nan, why)
+    def undefined(why, run=True):
+        return TrimFillResult(k, nan, nan, "", "L0", 0, nan, nan, nan, nan, nan, why, run=run)
 
+    skipped = not_run_note(k, min_k)
+    if skipped:
+        return undefined(skipped, run=False)
     if k < 2:
         return undefined(f"trim-and-fill needs at least 2 studies (k = {k})")
     if side is None:

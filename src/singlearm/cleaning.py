@@ -3,10 +3,15 @@
 What this module decides, in order, for each raw row (the reasons land in the cleaning log):
 
 1. rows with an ``exclude_reason``, within-study subsets and descriptive fields are not pooled;
-2. a median needs a numeric value; without both CI bounds it is described, not pooled;
-3. a proportion needs a count: a missing denominator is replaced by the cohort's enrolled n
+2. a median needs a numeric value; with a lower 95% limit (the upper one may be "not reached",
+   blank) it can be pooled, without one it is described, not pooled;
+3. a survival rate (a Kaplan-Meier landmark estimate) is kept as the printed rate and its CI,
+   never rebuilt as a count; without a CI its SE is approximated from the cohort's n (flagged);
+4. a proportion needs a count: a missing denominator is replaced by the cohort's enrolled n
    (flagged), a missing count is rebuilt from a rounded percentage when exactly one integer
    fits (flagged), otherwise the row is excluded with the reason.
+
+Medians and survival rates carry the cohort's n (reported, else the enrolled n, flagged).
 
 Inconsistent data (a count above its total, a percentage that disagrees with its count, a CI
 that misses its estimate, DCR below ORR, CR + PR differing from ORR) stop with a DataError.
@@ -17,6 +22,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from . import checks, effects
 from . import outcomes as oc
 from .errors import DataError
 from .sheets import ROW_COLUMN, check_unique
@@ -25,9 +31,10 @@ KEPT, DERIVED, EXCLUDED = "kept", "derived", "excluded"
 
 ANALYSIS_COLUMNS = [
     "cohort_id", "study_id", "group", "subgroup", "design", "outcome", "kind", "events", "total",
-    "estimate", "ci_low", "ci_high", "has_ci", "unit", "derivation", "events_source", "total_source",
-    "source_row", "source_url", "location",
+    "estimate", "ci_low", "ci_high", "has_ci", "se_source", "unit", "derivation", "events_source",
+    "total_source", "denominator", "source_row", "source_url", "location",
 ]
+ENROLLED_N = "enrolled_n"  # total_source of a denominator taken from the cohort's enrolled n
 LOG_COLUMNS = ["source_row", "study_id", "group", "outcome", "cohort_id", "status", "reason"]
 COVERAGE_COLUMNS = ["outcome", "kind", "studies_in_review", "studies_listing_endpoint", "studies_with_data",
                     "cohorts_with_data", "studies_listing_endpoint_without_data"]
@@ -76,6 +83,9 @@ def _check_row(row, path):
             raise DataError(path, r, "estimate", row["estimate__text"],
                             f"{int(events)}/{int(total)} = {100 * events / total:.4g}% rounded to the printed precision")
     lo, hi = row["ci_low"], row["ci_high"]
+    if _present(hi) and not _present(lo):
+        raise DataError(path, r, "ci_low", "", f"a lower confidence limit beside ci_high ({row['ci_high__text']}); "
+                        "only the upper limit may be blank ('not reached')")
     if _present(lo) and _present(hi) and lo > hi:
         raise DataError(path, r, "ci_low", row["ci_low__text"], f"a lower limit <= ci_high ({row['ci_high__text']})")
     if _present(est) and ((_present(lo) and est < lo) or (_present(hi) and est > hi)):
@@ -119,22 +129,32 @@ def _enrolled_n(extraction, studies_by_key, study, group):
     hit = extraction[(extraction["study_id"] == study) & (extraction["group"] == group)
                      & (extraction["outcome"] == "n_enrolled") & extraction["exclude_reason"].isna()]
     if len(hit) and _present(hit.iloc[0]["estimate"]):
-        return int(hit.iloc[0]["estimate"]), f"enrolled_n (row {int(hit.iloc[0][ROW_COLUMN])})"
+        return int(hit.iloc[0]["estimate"]), f"row {int(hit.iloc[0][ROW_COLUMN])}"
     s = studies_by_key.get((study, group))
     if s is not None and _present(s.get("n_male")) and _present(s.get("n_female")):
-        return int(s["n_male"] + s["n_female"]), "enrolled_n (study table n_male + n_female)"
+        return int(s["n_male"] + s["n_female"]), "study table n_male + n_female"
     return None, None
 
 
-def _clean_proportion(row, extraction, studies_by_key):
+def _cohort_n(row, extraction, studies_by_key):
+    """(n, total_source, log text) of a median or survival-rate row: reported, else the enrolled n."""
+    if _present(row["total"]):
+        return int(row["total"]), "reported", ""
+    n, where = _enrolled_n(extraction, studies_by_key, row["study_id"], row["group"])
+    if n is None:
+        return None, "", ""
+    return n, ENROLLED_N, f"n = cohort's enrolled n ({where})"
+
+
+def _clean_proportion(row, extraction, studies_by_key, path):
     """Events and total of one proportion row, or the reason it cannot be used."""
     events, total = row["events"], row["total"]
     total_source, events_source, status = "reported", row["derivation"], KEPT
     if not _present(total):
-        total, total_source = _enrolled_n(extraction, studies_by_key, row["study_id"], row["group"])
+        total, where = _enrolled_n(extraction, studies_by_key, row["study_id"], row["group"])
         if total is None:
             return None, "no denominator, and no enrolled n for the cohort"
-        status = DERIVED
+        total_source, status = ENROLLED_N, DERIVED
         if _present(events) and events > total:
             return None, f"count {int(events)} exceeds the cohort's enrolled n {total}"
         if _present(events) and row["unit"] == "percent" and _present(row["estimate"]) and \
@@ -144,6 +164,8 @@ def _clean_proportion(row, extraction, studies_by_key):
         if row["unit"] != "percent" or not _present(row["estimate"]):
             return None, "neither a count nor a percentage to rebuild it from"
         fits = [k for k in range(int(total) + 1) if _percent_fits(k, total, row["estimate__text"])]
+        if not fits:
+            checks.check_percent_not_fraction(row, total, path)
         if len(fits) != 1:
             shown = ", ".join(str(k) for k in fits) or "none"
             return None, (f"no unique count fits {row['estimate__text']}% of {int(total)} "
@@ -152,9 +174,41 @@ def _clean_proportion(row, extraction, studies_by_key):
     reason = "counts as reported" if status == KEPT else (
         "count rebuilt from the printed percentage" if events_source == "rebuilt_from_percent" else "")
     if total_source != "reported":
-        reason = "; ".join(x for x in [reason, f"denominator = cohort's {total_source}"] if x)
+        reason = "; ".join(x for x in [reason, f"denominator = cohort's enrolled n ({where})"] if x)
     return dict(events=int(events), total=int(total), estimate=events / total,
                 events_source=events_source, total_source=total_source, status=status, reason=reason), None
+
+
+def _clean_survival_rate(row, extraction, studies_by_key, path):
+    """A Kaplan-Meier landmark rate as printed (a fraction, its CI and the cohort's n), or the reason it is unusable.
+
+    The rate is never rebuilt as a count: censoring makes a KM estimate something other than
+    x/n. Its SE comes from the CI, or without one from the binomial approximation with the
+    cohort's n (:func:`singlearm.effects.survival_effects`).
+    """
+    if row["unit"] != "percent":
+        raise DataError(path, int(row[ROW_COLUMN]), "unit", row["unit"],
+                        "percent for a Kaplan-Meier survival rate (the printed rate, not a count)")
+    if not _present(row["estimate"]):
+        return None, "Kaplan-Meier estimate: no rate printed"
+    rate = row["estimate"] / 100
+    lo, hi = (row[c] / 100 if _present(row[c]) else float("nan") for c in ("ci_low", "ci_high"))
+    if rate in (0.0, 1.0):
+        return None, (f"Kaplan-Meier estimate of {row['estimate__text']}%: the complementary log-log scale is "
+                      "infinite at 0% and 100%, so it cannot be pooled")
+    n, total_source, n_note = _cohort_n(row, extraction, studies_by_key)
+    _, _, source = effects.survival_effects([rate], [lo], [hi], [float("nan") if n is None else n])
+    source = str(source[0])
+    if not source:
+        return None, "Kaplan-Meier estimate without a 95% CI and without the cohort's n: no standard error"
+    how = {effects.REPORTED_CI: "SE from the reported 95% CI",
+           effects.ONE_SIDED_CI: "SE from one side of the reported 95% CI",
+           effects.BINOMIAL_APPROXIMATION: "no CI: SE by the binomial approximation from n "
+                                           "(a lower bound under censoring)"}[source]
+    got = dict(events=None, total=n, estimate=rate, ci_low=None if lo != lo else lo,
+               ci_high=None if hi != hi else hi, has_ci=_present(row["ci_low"]), se_source=source,
+               events_source="", total_source=total_source)
+    return got, "; ".join(x for x in ["Kaplan-Meier estimate", how, n_note] if x)
 
 
 def clean(extraction, studies, subgroup_column="histology", extraction_path="extraction.csv",
@@ -183,6 +237,8 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
         if not _present(s[subgroup_column]):
             raise DataError(studies_path, int(s[ROW_COLUMN]), subgroup_column, "",
                             "the cohort's subgroup level (the configured subgroup column may not be blank)")
+    checks.check_label_variants(studies, subgroup_column, studies_path)
+    checks.check_label_variants(extraction, "group", extraction_path, zip(studies["group"], studies[ROW_COLUMN]))
     studies_by_key = {(s["study_id"], s["group"]): s for s in studies.to_dict("records")}
     groups_of = studies.groupby("study_id")["group"].apply(set).to_dict()
     cohort_labels = set(studies["group"]) | set(studies[subgroup_column])
@@ -219,7 +275,8 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
         base = dict(cohort_id=cid, study_id=study, group=group,
                     subgroup=studies_by_key[(study, group)][subgroup_column],
                     design=studies_by_key[(study, group)]["design"], outcome=outcome, kind=kind,
-                    unit=row["unit"], derivation=row["derivation"], source_row=int(row[ROW_COLUMN]),
+                    unit=row["unit"], derivation=row["derivation"], denominator=row.get("denominator") or "",
+                    source_row=int(row[ROW_COLUMN]),
                     source_url=row["source_url"], location=row["location"])
         if kind == oc.MEDIAN:
             if row["unit"] != "months":
@@ -228,17 +285,29 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
             if not _present(row["estimate"]):
                 log.append(entry | dict(status=EXCLUDED, reason="no numeric median (e.g. not reached)"))
                 continue
-            has_ci = _present(row["ci_low"]) and _present(row["ci_high"])
-            analysis.append(base | dict(events=None, total=row["total"], estimate=row["estimate"],
-                                        ci_low=row["ci_low"], ci_high=row["ci_high"], has_ci=has_ci,
-                                        events_source="", total_source="reported" if _present(row["total"]) else ""))
-            log.append(entry | dict(status=KEPT, reason="median with 95% CI" if has_ci else
-                                    "median without a complete 95% CI: described, not pooled"))
+            n, total_source, n_note = _cohort_n(row, extraction, studies_by_key)
+            se_source = (effects.REPORTED_CI if _present(row["ci_high"]) else effects.ONE_SIDED_CI) \
+                if _present(row["ci_low"]) else ""
+            analysis.append(base | dict(events=None, total=n, estimate=row["estimate"], ci_low=row["ci_low"],
+                                        ci_high=row["ci_high"], has_ci=bool(se_source), se_source=se_source,
+                                        events_source="", total_source=total_source))
+            why = {effects.REPORTED_CI: "median with 95% CI",
+                   effects.ONE_SIDED_CI: "median with a one-sided 95% CI (upper limit not reached)",
+                   "": "median without a 95% CI: described, not pooled"}[se_source]
+            log.append(entry | dict(status=KEPT, reason="; ".join(x for x in [why, n_note] if x)))
+            continue
+        if kind == oc.SURVIVAL_RATE:
+            got, why = _clean_survival_rate(row, extraction, studies_by_key, extraction_path)
+            if got is None:
+                log.append(entry | dict(status=EXCLUDED, reason=why))
+                continue
+            analysis.append(base | got)
+            log.append(entry | dict(status=KEPT, reason=why))
             continue
         if row["unit"] not in ("percent", "count"):
             raise DataError(extraction_path, int(row[ROW_COLUMN]), "unit", row["unit"],
                             "percent or count for a proportion outcome")
-        got, why = _clean_proportion(row, extraction, studies_by_key)
+        got, why = _clean_proportion(row, extraction, studies_by_key, extraction_path)
         if got is None:
             log.append(entry | dict(status=EXCLUDED, reason=why))
             continue
@@ -246,7 +315,8 @@ def clean(extraction, studies, subgroup_column="histology", extraction_path="ext
         ci = [row[c] / scale if scale and _present(row[c]) else None for c in ("ci_low", "ci_high")]
         analysis.append(base | dict(events=got["events"], total=got["total"], estimate=got["estimate"],
                                     ci_low=ci[0], ci_high=ci[1], has_ci=all(c is not None for c in ci),
-                                    events_source=got["events_source"], total_source=got["total_source"]))
+                                    se_source="", events_source=got["events_source"],
+                                    total_source=got["total_source"]))
         log.append(entry | dict(status=got["status"], reason=got["reason"]))
 
     analysis = pd.DataFrame(analysis, columns=ANALYSIS_COLUMNS)

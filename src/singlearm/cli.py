@@ -1,4 +1,7 @@
-"""The ``singlearm`` command: audit a result's provenance, or write the manifest of a run.
+"""The ``singlearm`` command: run the workflow, audit a result's provenance, or write the manifest of a run.
+
+``singlearm run ARGS`` is ``snakemake ARGS`` after reading each ``--configfile`` once, because
+Snakemake reports a YAML syntax error there without naming the file or the line.
 
 Exit codes are a contract for scripts and CI:
 
@@ -8,11 +11,13 @@ Exit codes are a contract for scripts and CI:
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .audit import audit, format_report, manifest
+from .configcheck import ConfigError, load_yaml
 from .provenance import write_csv
 
 
@@ -20,6 +25,8 @@ def _parser():
     parser = argparse.ArgumentParser(prog="singlearm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"singlearm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="snakemake with the same arguments, after checking the config files' syntax")
+    r.add_argument("args", nargs=argparse.REMAINDER, help="snakemake's arguments, e.g. --cores 4 --configfile my.yaml")
     a = sub.add_parser("audit", help="trace an output back to the raw rows and check every sha256")
     a.add_argument("path", help="an output with a .prov.json sidecar, e.g. results/tables/pooled_estimates.csv")
     a.add_argument("--root", help="directory the sidecars' paths are relative to (default: the one holding "
@@ -32,8 +39,36 @@ def _parser():
     return parser
 
 
+def config_files(args):
+    """The files named by ``--configfile``/``--configfiles`` in a Snakemake command line."""
+    files, taking = [], False
+    for arg in args:
+        if arg.startswith("-"):
+            name, _, value = arg.partition("=")
+            taking = name in ("--configfile", "--configfiles")
+            if taking and value:
+                files.append(value)
+        elif taking:
+            files.append(arg)
+    return files
+
+
+def run(args):
+    """Check the syntax of the command's config files, then become ``python -m snakemake ARGS``."""
+    for path in config_files(args):
+        try:
+            load_yaml(path)
+        except ConfigError as err:
+            print(f"singlearm: {err}", file=sys.stderr)
+            return 2
+    os.execv(sys.executable, [sys.executable, "-m", "snakemake", *args])
+
+
 def main(argv=None):
     """Run the command line; return the exit code (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:  # everything after 'run' is Snakemake's, options included
+        return run(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.root is not None and not Path(args.root).is_dir():

@@ -10,8 +10,7 @@ side by side with plain-language flags where they disagree.
 import numpy as np
 import pandas as pd
 
-from . import effects, pool, transforms
-from .fit import rma
+from . import effects, methods, pool
 
 BAYES_METHOD = {"proportion": "BAYES-BN", "median": "BAYES-NN"}
 DIAGNOSTIC_COLUMNS = ["outcome", "subgroup", "model", "prior", "chains", "draws", "rhat_max", "ess_bulk_min",
@@ -19,8 +18,8 @@ DIAGNOSTIC_COLUMNS = ["outcome", "subgroup", "model", "prior", "chains", "draws"
 SENSITIVITY_COLUMNS = ["outcome", "subgroup", "model", "prior", "mu_prior", "tau_prior", "k", "estimate", "ci_low",
                        "ci_high", "pi_low", "pi_high", "tau2", "tau_median", "difference", "ci_width_ratio", "note"]
 PROBABILITY_COLUMNS = ["outcome", "subgroup", "method", "prior", "threshold", "probability", "statement"]
-# The frequentist methods set beside the Bayesian one, per kind; PFT-REML-HKSJ is computed here
-# only (REML with the Hartung-Knapp-Sidik-Jonkman CI, the small-k recommendation of IntHout et al. 2014).
+# The frequentist methods set beside the Bayesian one, per kind (PFT-REML-HKSJ: REML with the
+# Hartung-Knapp-Sidik-Jonkman CI, the small-k recommendation of IntHout et al. 2014).
 COMPARED = {"proportion": ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN"],
             "median": ["MEDIAN-DL", "BAYES-NN"]}
 COMPARISON_COLUMNS = ["outcome", "subgroup", "kind", "k", "method", "estimate", "ci_low", "ci_high", "ci_width",
@@ -76,6 +75,8 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
         if this.empty:
             continue
         kind = this["kind"].iloc[0]
+        if kind not in BAYES_METHOD:   # Kaplan-Meier rates have no Bayesian model yet
+            continue
         for subgroup in ["overall", *levels]:
             part = this if subgroup == "overall" else this[this["subgroup"] == subgroup]
             if len(part) < max(min_k, 1):
@@ -114,6 +115,7 @@ def pooled_rows(table, data, prior):
         out[c] = t[c].to_numpy()
     for c in ("i2", "q", "q_df", "q_p"):
         out[c] = np.nan
+    out["k_reporting"] = out["k"]
     return out[pool.ESTIMATE_COLUMNS].reset_index(drop=True)
 
 
@@ -232,17 +234,6 @@ def probability_table(summary, thresholds, prior):
                         columns=PROBABILITY_COLUMNS).reset_index(drop=True)
 
 
-def _reml_hksj(rows, outcome, subgroup, level):
-    s = pool.analysis_scale(rows, "PFT-REML")
-    r = rma(s.yi, s.vi, "REML", "knha", level)
-    nan = float("nan")
-    pi = (float(s.back(r.pi_lb, s.n)), float(s.back(r.pi_ub, s.n))) if np.isfinite(r.pi_lb) else (nan, nan)
-    return {"outcome": outcome, "subgroup": subgroup, "method": "PFT-REML-HKSJ", "k": s.k,
-            "estimate": float(s.back(r.b, s.n)), "ci_low": float(s.back(r.ci_lb, s.n)),
-            "ci_high": float(s.back(r.ci_ub, s.n)), "pi_low": pi[0], "pi_high": pi[1], "tau2": r.tau2,
-            "pathology": transforms.ft_pathology(r.b, r.ci_lb, r.ci_ub, s.n) if s.k else []}
-
-
 def comparison_long(estimates, details, rows, *, level=0.95, estimate_margin=0.03,
                     median_margin=1.0, width_ratio=1.5, median_scale="months"):
     """Every outcome x subgroup x method compared: one row per method (the form figures draw).
@@ -263,7 +254,7 @@ def comparison_long(estimates, details, rows, *, level=0.95, estimate_margin=0.0
     details : pandas.DataFrame
         ``pooled_details.csv`` (its ``flags`` column).
     rows : pandas.DataFrame
-        Cleaned analysis rows (for the REML-HKSJ fits computed here).
+        Cleaned analysis rows (unused; kept for the adapter's call).
     level, estimate_margin, median_margin, width_ratio : float
     median_scale : {"months", "log"}
         Scale of the Bayesian median model (for the ``tau2_scale`` column).
@@ -277,15 +268,10 @@ def comparison_long(estimates, details, rows, *, level=0.95, estimate_margin=0.0
     out = []
     flags_of = details.set_index(["outcome", "subgroup", "method"])["flags"].fillna("")
     for (outcome, subgroup), est in estimates.groupby(["outcome", "subgroup"], sort=False):
-        kind = "median" if est["method"].iloc[0] in pool.MEDIAN_METHODS or \
-            est["method"].iloc[0] == "BAYES-NN" else "proportion"
+        first = est["method"].iloc[0]
+        kind = "median" if first == "BAYES-NN" else methods.get(first).kind if first in methods.REGISTRY else ""
         by = {r["method"]: dict(r) for _, r in est.iterrows()}
-        if kind == "proportion":
-            part = rows[rows["outcome"] == outcome]
-            part = part if subgroup == "overall" else part[part["subgroup"] == subgroup]
-            if len(part):
-                by["PFT-REML-HKSJ"] = _reml_hksj(part, outcome, subgroup, level)
-        bayes_id = BAYES_METHOD[kind]
+        bayes_id = BAYES_METHOD.get(kind)
         if bayes_id not in by:
             continue
         bayes = by[bayes_id]
@@ -312,9 +298,8 @@ def comparison_long(estimates, details, rows, *, level=0.95, estimate_margin=0.0
             r = by[method]
             fl = []
             if method in ("PFT-DL", "PFT-REML-HKSJ"):
-                text = flags_of.get((outcome, subgroup, "PFT-DL"), "") if method == "PFT-DL" else \
-                    "; ".join(r.get("pathology", []))
-                fl += [f"Freeman-Tukey: {f}" for f in text.split("; ") if "back-transform" in f]
+                text = flags_of.get((outcome, subgroup, method), "")
+                fl += [f"Freeman-Tukey: {f}" for f in text.split("; ") if f and f not in (pool.SINGLE_STUDY,)]
             if method == bayes_id:
                 fl += bayes_flags
             width = r["ci_high"] - r["ci_low"]

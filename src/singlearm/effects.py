@@ -51,18 +51,85 @@ def proportion_effects(events, total, measure):
 def median_effects(estimate, ci_low, ci_high, scale="months"):
     """Medians with a 95% CI as ``yi, vi`` for generic inverse-variance pooling.
 
-    :math:`SE = (u - l) / (2 \\times 1.959964)` on the months scale (the review's approach) or
-    :math:`SE = (\\log u - \\log l) / (2 \\times 1.959964)` with :math:`y = \\log m` on the log scale.
+    Two-sided CI: :math:`SE = (u - l) / (2 \\times 1.959964)` on the months scale (the review's
+    approach), or :math:`SE = (\\log u - \\log l) / (2 \\times 1.959964)` with
+    :math:`y = \\log m` on the log scale. One-sided CI (upper limit "not reached", ``ci_high``
+    NaN): the lower half-width, :math:`SE = (m - l) / 1.959964` or
+    :math:`(\\log m - \\log l) / 1.959964`. Rows without a lower limit get ``vi`` NaN.
 
     R equivalent: ``metafor::rma(yi=m, sei=(u-l)/(2*1.959964))`` (log scale: ``yi=log(m)``,
-    ``sei=(log(u)-log(l))/(2*1.959964)``).
+    ``sei=(log(u)-log(l))/(2*1.959964)``; one-sided ``sei=(log(m)-log(l))/1.959964``).
     """
     m, lo, hi = (np.asarray(a, dtype=float) for a in (estimate, ci_low, ci_high))
     if scale == "months":
-        return m, ((hi - lo) / (2 * Z975)) ** 2
-    if scale == "log":
-        return np.log(m), ((np.log(hi) - np.log(lo)) / (2 * Z975)) ** 2
-    raise ValueError(f"unknown scale {scale!r}; expected months or log")
+        f = _identity
+    elif scale == "log":
+        f = np.log
+    else:
+        raise ValueError(f"unknown scale {scale!r}; expected months or log")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where(np.isnan(hi), (f(m) - f(lo)) / Z975, (f(hi) - f(lo)) / (2 * Z975))
+        return f(m), se**2
+
+
+def _identity(x):
+    return np.asarray(x, dtype=float)
+
+
+def cloglog(s):
+    """Complementary log-log of a survival probability, :math:`\\log(-\\log S)` (decreasing in S)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(-np.log(np.asarray(s, dtype=float)))
+
+
+def icloglog(y):
+    """Inverse of :func:`cloglog`: :math:`S = \\exp(-\\exp(y))`. R equivalent: ``exp(-exp(y))``."""
+    return np.exp(-np.exp(np.asarray(y, dtype=float)))
+
+
+REPORTED_CI, ONE_SIDED_CI, BINOMIAL_APPROXIMATION = "reported_ci", "one_sided_ci", "binomial_approximation"
+
+
+def survival_effects(rate, ci_low, ci_high, n):
+    """Kaplan-Meier landmark rates as ``yi, vi`` on the complementary log-log scale.
+
+    :math:`y = \\log(-\\log S)`. The SE comes from the reported 95% CI on the same scale,
+    :math:`(\\log(-\\log l) - \\log(-\\log u)) / (2 \\times 1.959964)`; from one side when
+    only one limit is usable (the other blank, or at 0 or 1 where the scale is infinite).
+    Without a CI it is the binomial delta-method approximation
+    :math:`\\sqrt{S(1-S)/n} / |S \\log S|` with ``n`` the cohort's patients, a lower bound
+    under censoring (Greenwood's variance exceeds the binomial one).
+
+    Parameters
+    ----------
+    rate, ci_low, ci_high : array_like
+        Survival probability and its 95% limits as fractions (NaN where blank).
+    n : array_like
+        Patients in the cohort (NaN where unknown).
+
+    Returns
+    -------
+    yi, vi : numpy.ndarray
+        ``vi`` is NaN where neither a CI nor ``n`` gives a standard error.
+    source : numpy.ndarray of str
+        ``reported_ci``, ``one_sided_ci``, ``binomial_approximation`` or ``""`` (no SE).
+
+    Notes
+    -----
+    R equivalent: ``metafor::rma(yi=log(-log(S)), sei=(log(-log(l))-log(-log(u)))/(2*1.959964))``.
+    """
+    s, lo, hi, n = (np.asarray(a, dtype=float) for a in (rate, ci_low, ci_high, n))
+    y, y_lo, y_hi = cloglog(s), cloglog(lo), cloglog(hi)   # y_lo >= y >= y_hi: the scale is decreasing
+    lo_ok, hi_ok = np.isfinite(y_lo), np.isfinite(y_hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        two = (y_lo - y_hi) / (2 * Z975)
+        one = np.where(lo_ok, y_lo - y, y - y_hi) / Z975
+        binom = np.sqrt(s * (1 - s) / n) / np.abs(s * np.log(s))
+    se = np.where(lo_ok & hi_ok, two, np.where(lo_ok | hi_ok, one, binom))
+    source = np.where(lo_ok & hi_ok, REPORTED_CI, np.where(lo_ok | hi_ok, ONE_SIDED_CI, BINOMIAL_APPROXIMATION))
+    bad = ~np.isfinite(se) | ~np.isfinite(y) | (se <= 0)
+    source = np.where(bad, "", source)
+    return y, np.where(bad, np.nan, se**2), source
 
 
 def clopper_pearson(events, total, level=0.95):

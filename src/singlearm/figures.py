@@ -12,15 +12,28 @@ from . import bias, plots
 from . import outcomes as oc
 
 
-def forest_figures(studies, estimates, subgroup_tests, stems, methods):
+VALUE_HEADER = {oc.PROPORTION: "Proportion, % (95% CI)", oc.SURVIVAL_RATE: "Kaplan-Meier rate, % (95% CI)",
+                oc.MEDIAN: "Median, months (95% CI)"}
+
+
+def _footnotes(details, outcome, method):
+    """The overall fit's flags (Freeman-Tukey safety net, approximations) as forest-plot footnotes."""
+    d = details[(details["outcome"] == outcome) & (details["method"] == method) & (details["subgroup"] == "overall")]
+    flags = d["flags"].fillna("").astype(str).iloc[0] if len(d) else ""
+    shown = [f for f in flags.split("; ") if f and not f.startswith(("single study", "exact Clopper", "reported CI"))]
+    return [f"{'Freeman-Tukey: ' if method.startswith('PFT') else 'Note: '}{f}." for f in shown]
+
+
+def forest_figures(studies, estimates, subgroup_tests, details, stems, methods):
     """One forest plot per outcome, by its primary method (``stems``: outcome -> file stem)."""
     out = []
     for outcome, stem in stems.items():
-        method = methods[outcome]
+        method, kind = methods[outcome], oc.kind(outcome)
         fig = plots.forest_plot(studies[studies["outcome"] == outcome],
                                 estimates[(estimates["outcome"] == outcome) & (estimates["method"] == method)],
                                 subgroup_tests[subgroup_tests["outcome"] == outcome], outcome=outcome,
-                                method=method, label=oc.label(outcome), proportion=oc.kind(outcome) != oc.MEDIAN)
+                                method=method, label=oc.label(outcome), proportion=kind != oc.MEDIAN,
+                                value_header=VALUE_HEADER[kind], footnotes=_footnotes(details, outcome, method))
         out.append((stem, fig, [outcome]))
     return out
 

@@ -1,14 +1,22 @@
-"""The outcome vocabulary: which ids are proportions, medians or descriptive fields, and their labels."""
+"""The outcome vocabulary: which ids are proportions, survival rates, medians or descriptive fields, and their labels.
+
+A *proportion* is a count over a denominator (responses, adverse events). A *survival rate*
+(``pfs_rate_*``, ``os_rate_*``, ``pfr_*``) is a Kaplan-Meier landmark estimate: censoring makes
+it something other than x/n, so it is never turned into a count. A *median* is a median
+survival time in months.
+"""
 
 import re
 
 PROPORTION = "proportion"
 MEDIAN = "median"
+SURVIVAL_RATE = "survival_rate"
 DESCRIPTIVE = "descriptive"
 
 _DESCRIPTIVE = {"evaluable", "n_enrolled", "median_age", "median_followup_months"}
 _MEDIANS = {"median_pfs", "median_os"}
-_PROPORTION = re.compile(r"^(orr|dcr|cr|pr|sd|pd|pfr_\d+w|pfs_rate_\d+m|os_rate_\d+m|ae_(all|g34):[a-z0-9_]+)$")
+_PROPORTION = re.compile(r"^(orr|dcr|cr|pr|sd|pd|ae_(all|g34):[a-z0-9_]+)$")
+_SURVIVAL_RATE = re.compile(r"^(pfr_\d+w|pfs_rate_\d+m|os_rate_\d+m)$")
 
 _NAMES = {
     "orr": "Objective response rate", "dcr": "Disease control rate", "cr": "Complete response",
@@ -18,7 +26,7 @@ _NAMES = {
 
 
 def kind(outcome):
-    """Return ``'proportion'``, ``'median'`` or ``'descriptive'`` for an outcome id.
+    """Return ``'proportion'``, ``'survival_rate'``, ``'median'`` or ``'descriptive'`` for an outcome id.
 
     Raises
     ------
@@ -31,6 +39,8 @@ def kind(outcome):
         return MEDIAN
     if _PROPORTION.match(outcome):
         return PROPORTION
+    if _SURVIVAL_RATE.match(outcome):
+        return SURVIVAL_RATE
     raise ValueError(f"unknown outcome id {outcome!r}")
 
 

@@ -342,12 +342,12 @@ def _title_height(text, width, subtitle=None, style=STYLE):
     return used + 0.1
 
 
-def _estimate_axis(ax, values, proportion):
+def _estimate_axis(ax, values, proportion, label=None):
     """x axis of a forest-type plot: round limits holding every value, in percent or months."""
     xlim = _nice_limits(values, lower=0.0, upper=100.0 if proportion else None)
     ax.set_xlim(*xlim)
     _plain_ticks(ax)
-    ax.set_xlabel("Proportion (%)" if proportion else "Median (months)")
+    ax.set_xlabel(label or ("Proportion (%)" if proportion else "Median (months)"))
     return xlim
 
 
@@ -529,7 +529,8 @@ _ESTIMATE_COLUMNS = ("outcome", "subgroup", "method", "k", "estimate", "ci_low",
                      "pi_high", "i2", "q_p")
 
 
-def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, label, proportion=True):
+def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, label, proportion=True,
+                value_header=None, footnotes=()):
     """Forest plot of one outcome: studies by subgroup, subgroup and overall diamonds, PI.
 
     Parameters
@@ -555,7 +556,12 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
     label : str
         Reader's name of the outcome, the title (wrapped to the figure width).
     proportion : bool
-        True for a proportion (axis and text in percent), False for a median (months).
+        True for a proportion or survival rate (axis and text in percent), False for a median
+        (months).
+    value_header : str, optional
+        Header of the estimate column (default by ``proportion``).
+    footnotes : sequence of str
+        Extra notes under the plot (e.g. the Freeman-Tukey flags of the pooled fit).
 
     Returns
     -------
@@ -612,7 +618,8 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
             continue
         rows.append({"kind": "heading", "label": subgroup_name(lv)})
         for _, r in members.iterrows():
-            has_ci = _as_bool(r["has_ci"]) and _finite(r["ci_low"]) and _finite(r["ci_high"])
+            has_ci = _as_bool(r["has_ci"]) and _finite(r["ci_low"])
+            open_upper = has_ci and not _finite(r["ci_high"])   # upper limit not reached
             w = r["weight_overall"]
             events = (f"{_count(r['events'])}/{_count(r['total'])}" if _finite(r["events"])
                       else (_count(r["total"]) if _finite(r["total"]) else "\u2013"))
@@ -620,15 +627,19 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
                 "kind": "study", "label": str(r["cohort_id"]), "events": events,
                 "est": r["estimate"] * scale if _finite(r["estimate"]) else np.nan,
                 "lo": r["ci_low"] * scale if has_ci else np.nan,
-                "hi": r["ci_high"] * scale if has_ci else np.nan,
+                "hi": (np.inf if open_upper else r["ci_high"] * scale) if has_ci else np.nan,
                 "has_ci": has_ci, "weight": float(w) if _finite(w) and has_ci else np.nan,
-                "est_text": (_interval_text(r["estimate"] * scale, r["ci_low"] * scale, r["ci_high"] * scale,
+                "est_text": (f"{_num(r['estimate'] * scale, digits)} [{_num(r['ci_low'] * scale, digits)}, NR]"
+                             if open_upper else
+                             _interval_text(r["estimate"] * scale, r["ci_low"] * scale, r["ci_high"] * scale,
                                             digits) if has_ci or _finite(r["ci_low"]) or _finite(r["ci_high"])
                              else f"{_num(r['estimate'] * scale, digits)} (no CI)"),
                 "weight_text": (f"{float(w):.1f}" if _finite(w) and has_ci
                                 else ("not pooled" if not has_ci else "\u2013")),
             })
-        if multi and lv in pooled:
+        if multi and lv in pooled and _count(pooled[lv]["k"]) == "1":
+            rows.append({"kind": "single", "label": "Subtotal: 1 study, not pooled", "est_text": "", "weight_text": ""})
+        elif multi and lv in pooled:
             p = pooled[lv]
             wsum = members["weight_overall"][members["has_ci"].map(_as_bool)].astype(float)
             wsum = wsum[np.isfinite(wsum)]
@@ -641,6 +652,10 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
             })
         rows.append({"kind": "blank"})
     overall = pooled.get("overall")
+    single = overall is not None and _count(overall["k"]) == "1"
+    if single:
+        rows.append({"kind": "single", "label": "Overall: 1 study, not pooled", "est_text": "", "weight_text": ""})
+        overall = None
     if overall is not None:
         o = overall
         rows.append({
@@ -669,6 +684,8 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
             het.append(f"Q = {_num(overall['q'], 2)}, df = {_count(overall['q_df'])}, {_p_text(overall['q_p'])}")
         het.append(f"I\u00b2 = {_pct_text(overall['i2'])}")
         notes.append("Heterogeneity (overall): " + "; ".join(het))
+    elif single:
+        notes.append("1 study: its own estimate and CI are shown; there is nothing to pool.")
     else:
         notes.append(f"No pooled estimate of {method} for this outcome.")
     if test is not None:
@@ -676,14 +693,18 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
                      f"df = {_count(test['df'])}, {_p_text(test['p_value'])}")
     notes.append("Square area proportional to the study's weight in the overall analysis.")
     if any(r["kind"] == "study" and not r["has_ci"] for r in rows):
-        notes.append("Open grey squares: no complete 95% CI reported; shown, not pooled.")
+        notes.append("Open grey squares: no 95% CI reported; shown, not pooled.")
+    if any(r["kind"] == "study" and r["has_ci"] and r["hi"] == np.inf for r in rows):
+        notes.append("NR: upper confidence limit not reached (one-sided CI, arrow to the axis end).")
+    notes += list(footnotes)
 
     # Column widths from the text they hold.
     indent = 0.1
     labels = [r["label"] for r in rows if r["kind"] == "study"]
     heads = [r["label"] for r in rows if r["kind"] == "heading"]
-    events_header = "Events/N" if proportion else "N"
-    est_header = ("Proportion, % (95% CI)" if proportion else "Median, months (95% CI)")
+    events_header = "Events/N" if proportion and st["events"].notna().any() else "N"
+    axis_label = {"Kaplan-Meier rate, % (95% CI)": "Kaplan-Meier rate (%)"}.get(value_header)
+    est_header = value_header or ("Proportion, % (95% CI)" if proportion else "Median, months (95% CI)")
     label_w = max(_width(labels) + indent, _width(heads, weight="bold"), _width(["Prediction interval"]),
                   _width(["Study"], weight="bold"))
     events_w = max(_width([r.get("events", "") for r in rows]), _width([events_header], weight="bold"))
@@ -713,8 +734,13 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
         # Axis limits: every number drawn, on round ticks, within the scale's natural range.
         values = []
         for r in rows:
-            values += [r.get("est"), r.get("lo"), r.get("hi")]
-        xlim = _estimate_axis(ax, values, proportion)
+            if r["kind"] != "pi":
+                values += [v for v in (r.get("est"), r.get("lo"), r.get("hi")) if v is None or v != np.inf]
+        # A prediction interval from few studies can run to thousands of months: it widens the
+        # axis only up to twice the span of everything else, beyond that it ends in an arrow.
+        span = max([abs(float(v)) for v in values if _finite(v)], default=1.0)
+        values += [v for r in rows if r["kind"] == "pi" for v in (r["lo"], r["hi"]) if _finite(v) and abs(v) <= 2 * span]
+        xlim = _estimate_axis(ax, values, proportion, axis_label)
 
         frame.header(x_label, "Study", ha="left")
         frame.header(x_events, events_header, ha="right")
@@ -759,6 +785,8 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
                 else:
                     _diamond(ax, i, r["est"], r["lo"], r["hi"], xlim, color=style.sky_blue, edge=style.blue,
                              gid=f"subtotal-{r['level']}")
+            elif kind == "single":
+                frame.text(x_label, i, r["label"], ha="left", fontweight="bold")
             elif kind == "pi":
                 frame.text(x_label, i, r["label"], ha="left")
                 frame.text(x_est, i, r["est_text"], ha="right")

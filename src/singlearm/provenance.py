@@ -13,6 +13,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
+
 from . import __version__
 
 LIBRARIES = ("singlearm", "numpy", "scipy", "pandas", "matplotlib", "statsmodels", "pymc", "pytensor",
@@ -39,9 +41,12 @@ def workflow_version(repo=None):
     repo = Path(repo or Path(__file__).resolve().parents[2])
 
     def git(*args):
+        # Read-only: a plain `git status` refreshes and rewrites .git/index on every job, racing other
+        # git commands in the checkout; --no-optional-locks keeps the refresh in memory.
         try:
-            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                                  timeout=10, check=True).stdout.strip()
+            return subprocess.run(["git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-C", str(repo),
+                                   *args], capture_output=True, text=True, timeout=10, check=True,
+                                  env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
@@ -135,12 +140,17 @@ def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=N
 def inputs_digest(inputs, config=None):
     """Short hash (12 hex digits) of every input's name and sha256, and of the config.
 
-    Paths are left out, so the same data and config give the same digest from any directory.
+    Paths are left out (the input paths and the config's ``data`` section), so the same data and
+    config give the same digest from any directory.
     """
     h = hashlib.sha256()
     for name, files in _inputs(inputs).items():
         for f in files:
             h.update(f"{name}\0{f['sha256']}\n".encode())
+    # The sheets are hashed by content above; their paths (config "data") would make the digest
+    # depend on where the review sits.
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "data"}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     return h.hexdigest()[:12]
 
@@ -172,6 +182,27 @@ def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
 
 
+# A spreadsheet runs a cell starting with one of these as a formula ("CSV injection", OWASP).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """A text value safe to open in a spreadsheet: prefixed with ``'`` if it would start a formula.
+
+    Numbers written as text (``-0.25``) are left alone: a spreadsheet reads them as numbers.
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def write_csv(df, path):
-    """Write a DataFrame as UTF-8 CSV atomically, with stable formatting."""
+    """Write a DataFrame as UTF-8 CSV atomically, with stable formatting and formula-safe text cells."""
+    df = df.copy()
+    for column in df.columns[df.dtypes.map(lambda t: t == object or pd.api.types.is_string_dtype(t))]:
+        df[column] = df[column].map(neutralise, na_action="ignore")
     write_text(path, df.to_csv(index=False, lineterminator="\n"))

@@ -40,12 +40,17 @@ class Robustness:
     scenarios: pd.DataFrame
 
 
+def _limits(s, a, b, n):
+    """Back-transformed limits in ascending order (the complementary log-log scale reverses them)."""
+    return tuple(sorted((float(s.back(a, n)), float(s.back(b, n)))))
+
+
 def _leave_one_out(s, outcome, subgroup, full, level, i2_margin):
     loo = sensitivity.leave_one_out(s.yi, s.vi, s.estimator, s.test, level, labels=s.cohorts)
-    back = [(float(s.back(r.b, np.delete(s.n, i))), float(s.back(r.ci_lb, np.delete(s.n, i))),
-             float(s.back(r.ci_ub, np.delete(s.n, i)))) for i, r in enumerate(loo.itertuples())]
+    back = [(float(s.back(r.b, np.delete(s.n, i))), *_limits(s, r.ci_lb, r.ci_ub, np.delete(s.n, i)))
+            for i, r in enumerate(loo.itertuples())]
     est = np.array(back)
-    full_lo, full_hi = float(s.back(full.ci_lb, s.n)), float(s.back(full.ci_ub, s.n))
+    full_lo, full_hi = _limits(s, full.ci_lb, full.ci_ub, s.n)
     outside = (est[:, 0] < full_lo) | (est[:, 0] > full_hi)
     change = loo["i2"].to_numpy() - full.i2
     flags = []
@@ -89,8 +94,9 @@ def _publication_bias(s, outcome, subgroup, level):
          "adjusted_ci_low": nan, "adjusted_ci_high": nan, "side": "", "note": both(bg.note)},
         # the imputed studies have no n of their own: back-transform with the observed cohorts' n
         {**base, "test": "trimfill", "statistic": nan, "p_value": nan, "k0": tf.k0,
-         "adjusted_estimate": float(s.back(tf.b, s.n)), "adjusted_ci_low": float(s.back(tf.ci_lb, s.n)),
-         "adjusted_ci_high": float(s.back(tf.ci_ub, s.n)), "side": tf.side, "note": both(tf.note)},
+         "adjusted_estimate": float(s.back(tf.b, s.n)),
+         **dict(zip(("adjusted_ci_low", "adjusted_ci_high"), _limits(s, tf.ci_lb, tf.ci_ub, s.n))),
+         "side": tf.side, "note": both(tf.note)},
     ]
     funnel = pd.DataFrame({"outcome": outcome, "subgroup": subgroup, "method": s.method, "scale": s.scale,
                            "cohort_id": [*s.cohorts, *[f"imputed {i + 1}" for i in range(len(tf.filled_yi))]],
@@ -112,37 +118,43 @@ def _matches(rows, rule):
     return mask
 
 
-def _scenarios(rows, outcome, scenarios, method, level, ft_glmm_margin):
-    main = pool.pool_outcome(rows, outcome, level=level, ft_glmm_margin=ft_glmm_margin).estimates
+def _denominator_scenarios(rows):
+    """One scenario per value of the optional ``denominator`` column (itt / evaluable), when it is filled."""
+    values = sorted(v for v in rows.get("denominator", pd.Series(dtype=str)).fillna("").astype(str).unique() if v)
+    return [{"id": f"denominator_{v}", "description": f"Only {v} denominators", "keep": {"denominator": [v]}}
+            for v in values]
+
+
+def _scenarios(rows, outcome, scenarios, method, level, main):
+    """The alternative analyses: the main estimates by every method (from ``main``, not refitted),
+    and the primary method refitted on the cohorts each selection rule keeps."""
     main = main[main["subgroup"] == "overall"]
     ref = main[main["method"] == method]
     ref_est = float(ref["estimate"].iloc[0]) if len(ref) else float("nan")
     nan = float("nan")
-    rows = pool.poolable(rows)
+    pooled = pool.poolable(rows)
     out = []
-    for sc in scenarios:
+    for sc in [*scenarios, *_denominator_scenarios(rows)]:
         base = {"outcome": outcome, "scenario": sc["id"], "description": sc.get("description", sc["id"])}
         if sc.get("all_methods"):
             for r in main.itertuples():
                 out.append({**base, "method": r.method, "k": r.k, "n": r.n, "estimate": r.estimate,
                             "ci_low": r.ci_low, "ci_high": r.ci_high, "tau2": r.tau2, "i2": r.i2,
-                            "difference": r.estimate - ref_est, "cohorts": ";".join(rows["cohort_id"]),
+                            "difference": r.estimate - ref_est, "cohorts": ";".join(pooled["cohort_id"]),
                             "dropped": "", "note": ""})
             continue
-        keep = _matches(rows, sc)
-        kept, dropped = rows[keep], rows[~keep]
+        keep = _matches(pooled, sc)
+        kept, dropped = pooled[keep], pooled[~keep]
         row = {**base, "method": method, "k": 0, "n": nan, "estimate": nan, "ci_low": nan, "ci_high": nan,
                "tau2": nan, "i2": nan, "difference": nan, "cohorts": ";".join(kept["cohort_id"]),
                "dropped": ";".join(dropped["cohort_id"]), "note": ""}
         if dropped.empty:
             row["note"] = "no cohort dropped: same as the main analysis"
-        est = pool.pool_outcome(kept, outcome, level=level, ft_glmm_margin=ft_glmm_margin).estimates \
-            if len(kept) else pd.DataFrame(columns=pool.ESTIMATE_COLUMNS)
-        est = est[(est["subgroup"] == "overall") & (est["method"] == method)]
-        if est.empty:
+        fit = pool.fit_method(kept, method, outcome=outcome, level=level) if len(kept) else None
+        if fit is None:
             row["note"] = "no cohort left to pool"
         else:
-            r = est.iloc[0]
+            r = fit.estimate
             row.update({c: r[c] for c in ("k", "n", "estimate", "ci_low", "ci_high", "tau2", "i2")},
                        difference=r["estimate"] - ref_est)
             if r["k"] == 1:
@@ -151,8 +163,7 @@ def _scenarios(rows, outcome, scenarios, method, level, ft_glmm_margin):
     return pd.DataFrame(out, columns=SCENARIO_COLUMNS)
 
 
-def robustness(rows, outcome, levels=None, *, method, scenarios=(), level=0.95, i2_margin=25.0,
-               ft_glmm_margin=0.02):
+def robustness(rows, outcome, levels=None, *, method, main=None, scenarios=(), level=0.95, i2_margin=25.0):
     """Every robustness analysis of one outcome, overall and per subgroup with k >= 3.
 
     Parameters
@@ -165,17 +176,20 @@ def robustness(rows, outcome, levels=None, *, method, scenarios=(), level=0.95, 
     method : str
         The primary method id for this outcome's kind (an rma-based method, see
         :func:`singlearm.pool.analysis_scale`).
+    main : pandas.DataFrame, optional
+        The outcome's pooled estimates (``pooled_estimates.csv`` rows), which the scenarios are
+        compared with; the workflow passes the pooling stage's, so they are not refitted (by
+        default they are pooled here).
     scenarios : sequence of dict
         Alternative analyses: ``{"id", "description", "all_methods": true}`` (the overall result
         by every pooling method) or ``{"id", "description", "keep": {column: [values]},
         "drop": {column: [values]}, "drop_matching": {column: regex}}`` (the primary method on
-        the cohorts the rule selects).
+        the cohorts the rule selects, on any column of the analysis table). With a filled
+        ``denominator`` column, one scenario per denominator kind is added.
     level : float
     i2_margin : float
         Flag a leave-one-out row whose I^2 differs from the full fit's by more than this many
         percentage points.
-    ft_glmm_margin : float
-        As :func:`singlearm.pool.pool_outcome`.
 
     Returns
     -------
@@ -189,6 +203,8 @@ def robustness(rows, outcome, levels=None, *, method, scenarios=(), level=0.95, 
     """
     rows = rows[rows["outcome"] == outcome]
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
+    if main is None:
+        main = pool.pool_outcome(rows, outcome, level=level, primary=method).estimates
     loo, inf, pb, fun = [], [], [], []
     for subgroup in ["overall", *levels]:
         part = rows if subgroup == "overall" else rows[rows["subgroup"] == subgroup]
@@ -207,4 +223,4 @@ def robustness(rows, outcome, levels=None, *, method, scenarios=(), level=0.95, 
 
     return Robustness(leave_one_out=stack(loo, LOO_COLUMNS), influence=stack(inf, INFLUENCE_COLUMNS),
                       publication_bias=stack(pb, BIAS_COLUMNS), funnel=stack(fun, FUNNEL_COLUMNS),
-                      scenarios=_scenarios(rows, outcome, scenarios, method, level, ft_glmm_margin))
+                      scenarios=_scenarios(rows, outcome, scenarios, method, level, main))

@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import outcomes as oc
 from .cleaning import sort_key
+from .pool import poolable
 from .errors import DataError
 from .sheets import ROW_COLUMN
 
@@ -33,14 +34,15 @@ OVERALL = "overall"
 # How far ours may lie from the published estimate and still "match": the review prints
 # proportions to 0.1 percentage point and pooled medians to 0.01-0.1 month, so half a
 # percentage point and a tenth of a month are differences a reader would not act on.
-DEFAULT_TOLERANCE = {oc.PROPORTION: 0.005, oc.MEDIAN: 0.1}
+DEFAULT_TOLERANCE = {oc.PROPORTION: 0.005, oc.SURVIVAL_RATE: 0.005, oc.MEDIAN: 0.1}
 
 TABLE1_COLUMNS = ["study_id", "study", "design", "registration", "period", "follow_up", "n_male_female",
                   "age", "histology", "line", "endpoints"]
 TABLE4_COLUMNS = ["ae", "k_all", "incidence_all", "i2_all", "p_all", "k_g34", "incidence_g34", "i2_g34", "p_g34"]
-TABLE5_COLUMNS = ["outcome", "label", "subgroup", "method", "unit", "k", "n", "estimate_ci", "i2",
-                  "q_between", "df_between", "p_between"]
-MAIN_COLUMNS = ["outcome", "label", "method", "unit", "k", "n", "estimate_ci", "pi", "tau2", "i2", "q", "q_df", "q_p"]
+TABLE5_COLUMNS = ["outcome", "label", "subgroup", "method", "unit", "k", "k_pooled_of_reporting", "n", "estimate_ci",
+                  "i2", "q_between", "df_between", "p_between", "note"]
+MAIN_COLUMNS = ["outcome", "label", "method", "unit", "k", "k_pooled_of_reporting", "n", "estimate_ci", "pi", "tau2",
+                "i2", "q", "q_df", "q_p", "note"]
 REPRODUCTION_COLUMNS = [
     "outcome", "grade", "subgroup", "label", "kind", "unit", "scale", "published_estimate", "published_ci_low",
     "published_ci_high", "published_i2", "published_p", "method", "our_estimate", "our_ci_low", "our_ci_high",
@@ -82,13 +84,16 @@ def _fixed(x, decimals):
     return f"{x + 0.0:.{decimals}f}"
 
 
+PERCENT_KINDS = {oc.PROPORTION, oc.SURVIVAL_RATE}   # reported in percent; medians in months
+
+
 def _decimals(kind):
-    # Proportions are shown in percent to 0.1; medians in months to 0.01, as the review prints them.
-    return 1 if kind == oc.PROPORTION else 2
+    # Proportions and survival rates are shown in percent to 0.1; medians in months to 0.01, as the review prints them.
+    return 1 if kind in PERCENT_KINDS else 2
 
 
 def _scale(kind):
-    return 100.0 if kind == oc.PROPORTION else 1.0
+    return 100.0 if kind in PERCENT_KINDS else 1.0
 
 
 def format_interval(low, high, kind):
@@ -183,7 +188,7 @@ def _int_or_nan(x):
 
 
 def _unit_label(kind):
-    return "%" if kind == oc.PROPORTION else "months"
+    return "%" if kind in PERCENT_KINDS else "months"
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,7 +430,30 @@ def _levels(tests_row, present):
     return [s for s in order if s in present] + sorted(s for s in present if s not in order)
 
 
-def table5_subgroups(estimates, subgroup_tests, method):
+def _pooling_note(outcome, subgroup, fit, analysis):
+    """``("3 / 5", note)``: cohorts pooled of those reporting the outcome, and what a reader must know.
+
+    The note says when the row is one study (not pooled), names the cohorts that report the
+    outcome but could not be pooled (a median without a 95% CI) and warns when the pooled
+    cohorts mix ITT and evaluable denominators.
+    """
+    k = int(fit["k"])
+    notes = ["1 study: not pooled"] if k == 1 else []
+    if analysis is None:
+        return f"{k} / {int(fit.get('k_reporting', k))}", "; ".join(notes)
+    rows = analysis[analysis["outcome"] == outcome]
+    rows = rows if subgroup == OVERALL else rows[rows["subgroup"] == subgroup]
+    pooled = poolable(rows)
+    left = rows.loc[~rows.index.isin(pooled.index), "cohort_id"].tolist()
+    if left and k == len(pooled):
+        notes.append(f"left out (no 95% CI): {', '.join(left)}")
+    kinds = set(pooled.get("denominator", pd.Series(dtype=str)).fillna("").astype(str)) - {""}
+    if len(kinds) > 1:
+        notes.append(f"mixes denominators ({' and '.join(sorted(kinds))})")
+    return f"{k} / {len(rows)}", "; ".join(notes)
+
+
+def table5_subgroups(estimates, subgroup_tests, method, analysis=None):
     """The review's Table 5: each outcome by subgroup, with the test of differences between subgroups.
 
     Parameters
@@ -461,10 +489,11 @@ def table5_subgroups(estimates, subgroup_tests, method):
         present = {s for o, s, mm in fits if o == outcome and mm == m and s != OVERALL}
         for j, sub in enumerate(_levels(test, present)):
             f = fits[(outcome, sub, m)]
+            k_text, note = _pooling_note(outcome, sub, f, analysis)
             row = dict(outcome=outcome, label=oc.label(outcome), subgroup=sub, method=m, unit=_unit_label(kind),
-                       k=int(f["k"]), n=_int_or_nan(f["n"]),
+                       k=int(f["k"]), k_pooled_of_reporting=k_text, n=_int_or_nan(f["n"]),
                        estimate_ci=format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind), i2=f["i2"],
-                       q_between="", df_between="", p_between="")
+                       q_between="", df_between="", p_between="", note=note)
             if j == 0:
                 row |= dict(q_between=np.nan, df_between=pd.NA, p_between=np.nan)
                 if test is not None:
@@ -476,7 +505,7 @@ def table5_subgroups(estimates, subgroup_tests, method):
     return table
 
 
-def main_results(estimates, method):
+def main_results(estimates, method, analysis=None):
     """The main efficacy results: every non-adverse-event outcome, overall.
 
     Parameters
@@ -508,11 +537,12 @@ def main_results(estimates, method):
         m = _method_of(outcome, method)
         kind = oc.kind(outcome)
         f = fits[(outcome, OVERALL, m)]
+        k_text, note = _pooling_note(outcome, OVERALL, f, analysis)
         rows.append(dict(outcome=outcome, label=oc.label(outcome), method=m, unit=_unit_label(kind), k=int(f["k"]),
-                         n=_int_or_nan(f["n"]),
+                         k_pooled_of_reporting=k_text, n=_int_or_nan(f["n"]),
                          estimate_ci=format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind),
                          pi=format_interval(f["pi_low"], f["pi_high"], kind), tau2=f["tau2"], i2=f["i2"],
-                         q=f["q"], q_df=_int_or_nan(f["q_df"]), q_p=f["q_p"]))
+                         q=f["q"], q_df=_int_or_nan(f["q_df"]), q_p=f["q_p"], note=note))
     table = pd.DataFrame(rows, columns=MAIN_COLUMNS)
     table["n"] = table["n"].astype("Int64")
     table["q_df"] = table["q_df"].astype("Int64")
@@ -595,7 +625,7 @@ def _endpoint_name(outcome):
 
 
 def _comparison(difference, kind, tol):
-    if kind == oc.PROPORTION:
+    if kind in PERCENT_KINDS:
         size, unit, limit = abs(difference) * 100, "percentage points", f"{tol * 100:g} percentage points"
         shown = _fixed(size, 1)
     else:
@@ -692,9 +722,9 @@ def reproduction(published, estimates, coverage, studies, method_for, subgroup_c
                             "an outcome id (orr, dcr, median_pfs, ...) or, with grade all/g34, an adverse-event "
                             "name") from None
         unit = str(p["unit"]).strip()
-        if (kind, unit) not in {(oc.PROPORTION, "percent"), (oc.MEDIAN, "months")}:
+        if unit != ("percent" if kind in PERCENT_KINDS else "months"):
             raise DataError(published_path, r, "unit", p["unit"],
-                            f"{'percent' if kind == oc.PROPORTION else 'months'} for {outcome}")
+                            f"{'percent' if kind in PERCENT_KINDS else 'months'} for {outcome}")
         subgroup = str(p["subgroup"]).strip()
         pub = {c: _float(p.get(c), published_path, r, c) for c in ("estimate", "ci_low", "ci_high")}
         if unit == "percent":
@@ -744,6 +774,10 @@ def reproduction(published, estimates, coverage, studies, method_for, subgroup_c
                 reasons.append("k = 1: a single study, not a pooled estimate")
             if kind == oc.MEDIAN and k < with_data:
                 reasons.append(f"medians pooled only from studies printing a 95% CI ({k} of {with_data} in the sheet)")
+        if kind == oc.SURVIVAL_RATE:
+            reasons.append("the review pooled the Kaplan-Meier percentages as proportions (Freeman-Tukey); ours pools "
+                           "them on the complementary log-log scale with SEs from their CIs (or n), since censoring "
+                           "makes a KM rate something other than x/n")
         gap = _coverage_gap(outcome, subgroup, review_ids, without)
         if gap:
             reasons.append(gap)
@@ -788,7 +822,7 @@ def reproduction_summary(reproduction_table):
         diff = r["difference"]
         if _missing(diff):
             shown = np.nan
-        elif kind == oc.PROPORTION:
+        elif kind in PERCENT_KINDS:
             shown = f"{'+' if round(diff * 100, 1) > 0 else ''}{_fixed(diff * 100, 1)} pp"
         else:
             shown = f"{'+' if round(diff, 2) > 0 else ''}{_fixed(diff, 2)} months"

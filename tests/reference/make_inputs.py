@@ -22,7 +22,7 @@ def sarcoma_inputs():
     st = sheets.read_sheet(raw / "study_characteristics.csv", sheets.load_schema(schemas / "studies.schema.yaml"))
     a = cleaning.clean(ex, st).analysis.rename(columns={"cohort_id": "study"})
     props = a[a.kind == "proportion"][["outcome", "subgroup", "study", "events", "total"]]
-    medians = a[a.kind == "median"][["outcome", "subgroup", "study", "estimate", "ci_low", "ci_high"]]
+    medians = a[a.kind == "median"][["outcome", "subgroup", "study", "total", "estimate", "ci_low", "ci_high"]]
     return props, medians
 
 

@@ -15,18 +15,36 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import cleaning, comparison, pool, provenance, sheets  # noqa: E402
+from singlearm import checks, cleaning, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
+# One run per directory: a second Snakemake here would delete this run's locks (see runguard).
+# Jobs spawned as Snakemake subprocesses re-read this file and belong to the run that holds it.
+if workflow.is_main_process:
+    try:
+        for stale in runguard.hold_run_directory(Path.cwd()):
+            print(f"singlearm: removed {stale}, left by an interrupted run", file=sys.stderr)
+    except runguard.RunDirectoryBusy as err:
+        sys.exit(f"singlearm: {err}")
+
+# One line per config problem (file, key, closest valid key), values jobs would reject included;
+# then Snakemake's validate fills in the schema's defaults.
+CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
+try:
+    configcheck.check_config(config, sheets.load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
+                             CONFIG_FILES, cleaning.ANALYSIS_COLUMNS)
+except configcheck.ConfigError as err:
+    sys.exit(f"singlearm: {err}")
 validate(config, "../schemas/config.schema.yaml")
+# Sheet paths: relative ones are taken from the directory of the config file naming them.
+SHEET_PATHS = configcheck.data_paths(config, CONFIG_FILES, ROOT)
 
 
 def data_path(key):
-    """Path of an input sheet from config, relative paths taken from the Snakefile's directory."""
-    value = config["data"].get(key)
-    if not value:
+    """Path of an input sheet, relative to the run directory when it lies inside it."""
+    path = SHEET_PATHS.get(key)
+    if path is None:
         return None
-    path = Path(value) if Path(value).is_absolute() else ROOT / value
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -46,6 +64,16 @@ CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup
 # One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
 STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
+# Listed at the end of the run, where a user looks, not only in cleaning_log.csv.
+EXCLUSIONS = checks.pooling_exclusions(CLEAN.log)
+
+
+onsuccess:
+    if EXCLUSIONS:
+        print(f"\nNot pooled: {len(EXCLUSIONS)} extraction row(s) the workflow could not use "
+              "(outcome | cohort | reason; all in data/processed/cleaning_log.csv):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in EXCLUSIONS), file=sys.stderr)
+
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
 # Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
 SUBGROUP_LEVELS = list(dict.fromkeys(TABLES["studies"][config["subgroup_column"]]))
@@ -90,8 +118,17 @@ def all_outputs():
 
 
 def primary_method(outcome):
-    """The method id of an outcome's main analyses (config primary_method or primary_median_method)."""
-    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"])
+    """The method id of an outcome's main analyses (config primary_method, primary_median_method or
+    primary_survival_method, by the outcome's kind)."""
+    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"],
+                            config["primary_survival_method"])
+
+
+PRIMARY_BY_KIND = {
+    oc.PROPORTION: config["primary_method"],
+    oc.MEDIAN: config["primary_median_method"],
+    oc.SURVIVAL_RATE: config["primary_survival_method"],
+}
 
 
 def pooled_k(outcome):

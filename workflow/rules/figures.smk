@@ -7,6 +7,7 @@ rule plot_forest:
         analysis="data/processed/analysis_data.csv",
         studies="results/tables/study_estimates.csv",
         estimates="results/tables/pooled_estimates.csv",
+        details="results/tables/pooled_details.csv",
         subgroup_tests="results/tables/subgroup_tests.csv",
     output:
         report(figure_files(FOREST), caption="../report/forest.rst", category="Forest plots"),

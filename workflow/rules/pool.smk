@@ -13,6 +13,7 @@ rule pool_outcome:
         median_summary="results/pooled/{outcome}/median_summary.csv",
     params:
         outcome=lambda wc: SLUGS[wc.outcome],
+        primary=lambda wc: primary_method(SLUGS[wc.outcome]),
         levels=SUBGROUP_LEVELS,
         settings=config["frequentist"],
     log:

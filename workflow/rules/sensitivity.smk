@@ -6,6 +6,7 @@
 rule analyse_robustness:
     input:
         analysis="data/processed/analysis_data.csv",
+        estimates="results/pooled/{outcome}/estimates.csv",
     output:
         leave_one_out="results/sensitivity/{outcome}/leave_one_out.csv",
         influence="results/sensitivity/{outcome}/influence.csv",

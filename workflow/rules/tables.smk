@@ -15,7 +15,7 @@ rule make_tables:
         [f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
     params:
         names=table_names(),
-        methods={"proportion": config["primary_method"], "median": config["primary_median_method"]},
+        methods=PRIMARY_BY_KIND,
         subgroup_column=config["subgroup_column"],
         stamp=STAMP,
     log:

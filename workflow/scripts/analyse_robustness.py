@@ -12,9 +12,9 @@ sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 analysis = pd.read_csv(snakemake.input.analysis)
 rows = analysis[analysis["outcome"] == p.outcome]
-result = robustness.robustness(rows, p.outcome, list(p.levels), method=p.method, scenarios=list(p.scenarios),
-                               level=p.settings["level"], i2_margin=p.i2_change,
-                               ft_glmm_margin=p.settings["ft_glmm_margin"])
+main = pd.read_csv(snakemake.input.estimates)
+result = robustness.robustness(rows, p.outcome, list(p.levels), method=p.method, main=main,
+                               scenarios=list(p.scenarios), level=p.settings["level"], i2_margin=p.i2_change)
 config = {"outcome": p.outcome, "method": p.method, "scenarios": list(p.scenarios), "i2_change": p.i2_change,
           **p.settings}
 for key in ("leave_one_out", "influence", "publication_bias", "funnel", "scenarios"):

@@ -13,8 +13,8 @@ p = snakemake.params
 inputs = dict(snakemake.input.items())
 t = {key: pd.read_csv(path, keep_default_na=False, na_values=[""]) for key, path in inputs.items()}
 DRAW = {
-    "plot_forest": lambda: figures.forest_figures(t["studies"], t["estimates"], t["subgroup_tests"], p.outcomes,
-                                                  p.methods),
+    "plot_forest": lambda: figures.forest_figures(t["studies"], t["estimates"], t["subgroup_tests"], t["details"],
+                                                  p.outcomes, p.methods),
     "plot_robustness": lambda: figures.robustness_figures(t["estimates"], t["leave_one_out"], t["influence"],
                                                           t["funnel"], p.outcomes, p.methods),
     "plot_method_comparison": lambda: figures.comparison_figures(t["comparison"]),

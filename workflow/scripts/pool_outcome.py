@@ -14,10 +14,10 @@ analysis = pd.read_csv(snakemake.input.analysis, keep_default_na=True)
 rows = analysis[analysis["outcome"] == outcome]
 settings = dict(snakemake.params.settings)
 result = pool.pool_outcome(rows, outcome, list(snakemake.params.levels), level=settings["level"],
-                           ft_glmm_margin=settings["ft_glmm_margin"])
+                           ft_logit_margin=settings["ft_glmm_logit_margin"], primary=snakemake.params.primary)
 
 for key in ("estimates", "details", "subgroup_tests", "studies", "median_summary"):
     provenance.write_csv(getattr(result, key), snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=dict(snakemake.input.items()),
-                             config={"outcome": outcome, "levels": list(snakemake.params.levels), **settings},
+                             config={"outcome": outcome, "primary": snakemake.params.primary, "levels": list(snakemake.params.levels), **settings},
                              rows=provenance.analysis_rows(rows))
