@@ -14,7 +14,6 @@ sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 analysis = pd.read_csv(snakemake.input.analysis)
 data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale)
-back = "identity" if p.median_scale == "months" else "exp"
 start = time.perf_counter()
 
 
@@ -25,13 +24,13 @@ def progress(i, n, fit):  # to the log and the terminal: the stage is visibly wo
     print(line, file=sys.__stderr__, flush=True)
 
 
-result = stage.run_exact(stage.fits_from_frame(data, back), stage.main_priors(p.priors), level=p.level,
+result = stage.run_exact(stage.fits_from_frame(data, p.median_scale), stage.main_priors(p.priors), level=p.level,
                          thresholds=dict(p.thresholds), progress=progress)
 inputs = dict(snakemake.input.items())
 config = {"priors": dict(p.priors), "median_scale": p.median_scale, "level": p.level,
           "thresholds": dict(p.thresholds)}
-for key, table in (("summary", result.summary), ("estimates", result.estimates),
-                   ("sensitivity", result.sensitivity), ("probabilities", result.probabilities)):
+for key, table in (("summary", result.summary), ("sensitivity", result.sensitivity),
+                   ("probabilities", result.probabilities)):
     provenance.write_csv(table, snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=inputs, config=config,
                              rows=provenance.records(data))
