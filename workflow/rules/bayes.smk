@@ -9,7 +9,7 @@ rule fit_bayes_exact:
     input:
         analysis="data/processed/analysis_data.csv",
     output:
-        summary="results/bayes/exact/summary.csv",
+        summary="results/tables/bayes_exact_summary.csv",
         sensitivity="results/tables/prior_sensitivity.csv",
         probabilities="results/tables/posterior_probabilities.csv",
     params:
@@ -29,7 +29,7 @@ rule fit_bayes:
     # PyMC, one fit at a time with its own adaptation; certified against the exact posterior.
     input:
         analysis="data/processed/analysis_data.csv",
-        exact_summary="results/bayes/exact/summary.csv",
+        exact_summary="results/tables/bayes_exact_summary.csv",
     output:
         estimates="results/tables/bayes_estimates.csv",
         diagnostics="results/tables/bayes_diagnostics.csv",

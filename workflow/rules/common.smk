@@ -101,7 +101,7 @@ def all_outputs():
         "results/tables/median_summary.csv",
         "results/tables/bayes_diagnostics.csv",
         "results/tables/prior_sensitivity.csv",
-        "results/bayes/exact/summary.csv",
+        "results/tables/bayes_exact_summary.csv",
         "results/tables/bayes_estimates.csv",
         "results/tables/posterior_probabilities.csv",
         "results/tables/frequentist_vs_bayesian.csv",

@@ -32,9 +32,10 @@ from scipy import special
 from .priors import BN, HalfCauchy, HalfNormal
 
 BUCKETS = (4, 8, 16, 32, 64, 128, 256, 512)
+MODEL_NAME = {"BN": "binomial-normal", "NN": "normal-normal"}
 STORED = ["mu", "tau", "theta", "theta_new"]
 DIAGNOSTIC_COLUMNS = [
-    "outcome", "subgroup", "model", "backend", "k", "chains", "draws", "rhat_max", "ess_bulk_min", "ess_tail_min",
+    "outcome", "subgroup", "model", "prior", "backend", "k", "chains", "draws", "rhat_max", "ess_bulk_min", "ess_tail_min",
     "divergences", "attempts", "passed", "estimate", "exact_estimate", "mcse_estimate", "ci_low", "exact_ci_low",
     "mcse_ci_low", "ci_high", "exact_ci_high", "mcse_ci_high", "certified", "reported_from", "note"]
 
@@ -183,12 +184,17 @@ class NutpieBackend:
 
 
 class PymcBackend:
-    """PyMC's NUTS (C back end): the step method is built once per model and reused."""
+    """PyMC's NUTS (C back end): model and step method built once per model and reused.
+
+    ``pymc.sample`` resets a given step's tuning before every chain (``reset_tuning``), so each
+    fit (each chain) still adapts its own step size and mass matrix; only the compiled log
+    density and gradient are shared.
+    """
 
     name = "pymc"
 
     def __init__(self):
-        self._models = {}
+        self._models, self._steps = {}, {}
 
     def sample(self, key, data, *, seed, chains, draws, tune, target_accept):
         import pymc as pm
@@ -198,11 +204,14 @@ class PymcBackend:
         m = self._models[key]
         with m:
             pm.set_data(data)
+            if (key, target_accept) not in self._steps:
+                self._steps[(key, target_accept)] = pm.NUTS(target_accept=target_accept,
+                                                            compile_kwargs={"trust_input": True})
             # chains in this process: forking per fit costs more than these small models take
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed,
-                              target_accept=target_accept, progressbar=False, quiet=True,
+                              step=self._steps[(key, target_accept)], progressbar=False, quiet=True,
                               var_names=STORED, compute_convergence_checks=False,
-                              idata_kwargs={"log_likelihood": False}, compile_kwargs={"trust_input": True})
+                              idata_kwargs={"log_likelihood": False})
         return idata.posterior, idata.sample_stats["diverging"].values
 
 
@@ -378,7 +387,8 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
             why.append("quantiles differ from the exact posterior by more than 3 MCSE")
         if not why:
             break
-    row = {"outcome": fit.outcome, "subgroup": fit.subgroup, "model": fit.model, "backend": sampler.name,
+    row = {"outcome": fit.outcome, "subgroup": fit.subgroup, "model": MODEL_NAME[fit.model], "prior": prior.label,
+           "backend": sampler.name,
            "k": fit.k, "chains": plan["chains"], "draws": plan["chains"] * plan["draws"], **diag,
            "attempts": attempt, "passed": not [w for w in why if "exact" not in w],
            "estimate": q[0], "exact_estimate": exact_q[0], "mcse_estimate": se[0],
@@ -393,7 +403,8 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
 def skipped_row(fit, reason):
     """The diagnostics row of a fit NUTS did not sample (k above bayes.max_k)."""
     row = {c: np.nan for c in DIAGNOSTIC_COLUMNS}
-    row.update(outcome=fit.outcome, subgroup=fit.subgroup, model=fit.model, backend="none", k=fit.k, attempts=0,
+    row.update(outcome=fit.outcome, subgroup=fit.subgroup, model=MODEL_NAME[fit.model], prior="main", backend="none", k=fit.k,
+               attempts=0,
                passed=False, certified=False, reported_from="exact", note=reason)
     return row
 

@@ -172,8 +172,9 @@ def run_exact(fits, main, *, level=0.95, thresholds=None, grid=None, progress=No
                                            centre_scale=1.0 if fit.kind != "median" else base.mu.scale / 10)
         posts = fit.posterior(sets, grid)
         for j, (prior, post) in enumerate(zip(sets, posts)):
+            # the sensitivity variants (j > 0) report what prior_sensitivity.csv shows, no more
             s = summarise_exact(post, fit.back, level=level, thresholds=cuts if j == 0 else (),
-                                population=fit.model == BN)
+                                population=fit.model == BN and j == 0, shortest=j == 0)
             flags = []
             if fit.k == 1:
                 flags.append(f"{SINGLE_STUDY}: the study's own posterior under tau = 0 (not pooled)")
