@@ -38,7 +38,7 @@ config = {"priors": dict(p.priors), "sampler": dict(p.sampler), "gate": dict(p.g
 rows = provenance.records(data)
 for s in sampled:
     path = f"results/bayes/posterior/{p.posterior_files[(s.fit.outcome, s.fit.subgroup)]}.nc"
-    sampling.to_inference_data(s).to_netcdf(path)
+    sampling.to_inference_data(s, s.diagnostics["backend"]).to_netcdf(path)
     provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed, rows=rows)
 for key, table in (("estimates", estimates), ("diagnostics", diagnostics)):
     provenance.write_csv(table, snakemake.output[key])
