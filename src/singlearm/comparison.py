@@ -39,11 +39,6 @@ def split_fit(fit):
     return outcome, subgroup
 
 
-def bayes_scale(median_scale):
-    """:mod:`singlearm.bayes`'s name (``identity``/``log``) of a median scale (``months``/``log``)."""
-    return {"months": "identity", "log": "log"}[median_scale]
-
-
 def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
     """One row per study and fit (outcome x overall/subgroup) for the Bayesian models.
 
