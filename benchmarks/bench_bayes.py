@@ -155,6 +155,7 @@ def main():
                    "PYTENSOR_FLAGS": f"base_compiledir={home / 'pytensor'},blas__ldflags="}
             for label in ("cold", "warm"):
                 rows.append({"backend": backend, "run": label, **run(csv, backend, env)})
+                print(rows[-1], flush=True)  # a long benchmark shows each measurement as it lands
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.round(1).to_string(index=False))
