@@ -35,58 +35,20 @@ def test_bayes_data_builds_every_fit_with_the_frequentist_standard_errors():
     np.testing.assert_allclose(med["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
     np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], atol=1e-12)
     assert comparison.bayes_data(rows(), ["sts", "bone"], min_k=2)["fit"].nunique() == 4  # k = 1 fits dropped
+    assert d.drop_duplicates("fit")["kind"].tolist() == ["proportion"] * 3 + ["median"] * 2
 
 
-def summary_table():
-    return pd.DataFrame({
-        "fit": ["orr|overall", "orr|sts", "orr|bone", "median_pfs|overall"], "prior": "main",
-        "kind": ["proportion"] * 3 + ["median"], "k": [4, 3, 1, 2],
-        "estimate": [0.2, 0.21, 0.05, 7.0], "ci_low": [0.1, 0.1, 0.01, 5.0], "ci_high": [0.3, 0.35, 0.4, 9.0],
-        "pi_low": [0.05, 0.04, 0.001, 3.0], "pi_high": [0.5, 0.6, 0.8, 11.0], "tau2": [0.1, 0.2, 0.4, 2.0],
-        "tau_median": [0.3, 0.4, 0.6, 1.4], "mu_prior": "N(0, 2.5)", "tau_prior": "HN(1)",
-        "passed": True, "rhat_max": 1.0, "ess_bulk_min": 3000.0, "divergences": 0})
-
-
-def test_pooled_rows_follow_the_contract():
-    data = comparison.bayes_data(rows(), ["sts", "bone"])
-    out = comparison.pooled_rows(summary_table(), data, "main")
-    assert list(out.columns) == pool.ESTIMATE_COLUMNS
-    assert out["method"].tolist() == ["BAYES-BN"] * 3 + ["BAYES-NN"]
-    assert out.loc[0, "n"] == 140 and out.loc[2, "n"] == 20
-    assert out[["i2", "q", "q_df", "q_p"]].isna().all().all()
-    assert out.loc[0, "estimate"] == 0.2 and out.loc[0, "tau2"] == 0.1
-
-
-def test_prior_sensitivity_table_compares_with_main_and_withholds_failures():
-    main = summary_table()
-    sens = main[main["k"] >= 2].copy()
-    hc = sens.assign(prior="tau~HC(1)", estimate=sens["estimate"] + 0.01, ci_high=sens["ci_high"] + 0.1)
-    hc.loc[hc.fit == "median_pfs|overall", "passed"] = False
-    hc.loc[hc.fit == "median_pfs|overall", "divergences"] = 3
-    hn = sens.assign(prior="tau~HN(0.5)")
-    t = comparison.prior_sensitivity_table(pd.concat([hn, hc]), main, "main", reused=["tau~HN(1)"])
-    orr = t[(t.outcome == "orr") & (t.subgroup == "overall")].set_index("prior")
-    assert set(orr.index) == {"main (main)", "tau~HC(1)", "tau~HN(0.5)", "tau~HN(1)"}
-    assert orr.loc["tau~HC(1)", "difference"] == pytest.approx(0.01, abs=TOL_CLOSED)
-    assert orr.loc["tau~HC(1)", "ci_width_ratio"] == pytest.approx(0.3 / 0.2, abs=TOL_CLOSED)
-    assert orr.loc["tau~HN(1)", "estimate"] == 0.2 and "same priors" in orr.loc["tau~HN(1)", "note"]
-    failed = t[(t.outcome == "median_pfs") & (t.prior == "tau~HC(1)")].iloc[0]
-    assert np.isnan(failed["estimate"]) and "did not pass the convergence gate" in failed["note"]
-    assert "3 divergences" in failed["note"]
-    skipped = t[(t.outcome == "orr") & (t.subgroup == "bone")]
-    assert skipped["prior"].tolist() == ["not run"] and "k = 1" in skipped["note"].iloc[0]
-
-
-def test_probability_table_keeps_each_outcomes_thresholds():
-    class S:
-        table = summary_table()
-        probabilities = pd.DataFrame({"fit": ["orr|overall", "orr|overall", "median_pfs|overall"],
-                                      "prior": "main", "threshold": [0.1, 6.0, 6.0], "probability": [0.97, 0.0, 0.8]})
-
-    p = comparison.probability_table(S, {"orr": [0.1], "median_pfs": [6.0]}, "main")
-    assert p["statement"].tolist() == ["P(pooled orr > 10% | data) = 0.970",
-                                       "P(pooled median_pfs > 6 months | data) = 0.800"]
-    assert p["method"].tolist() == ["BAYES-BN", "BAYES-NN"]
+def test_bayes_data_puts_survival_rates_on_log_minus_log():
+    surv = pd.DataFrame({"cohort_id": ["a", "b"], "study_id": ["a", "b"], "outcome": "os_2y", "kind": "survival_rate",
+                         "subgroup": "sts", "events": np.nan, "total": [30.0, 50.0], "estimate": [0.6, 0.4],
+                         "ci_low": [0.4, 0.25], "ci_high": [0.75, 0.55], "has_ci": True,
+                         "se_source": "reported_ci", "source_row": [2, 3]})
+    d = comparison.bayes_data(surv, ["sts"])
+    yi, vi, _ = effects.survival_effects([0.6, 0.4], [0.4, 0.25], [0.75, 0.55], [30.0, 50.0])
+    overall = d[d.fit == "os_2y|overall"]
+    np.testing.assert_allclose(overall["yi"], np.log(-np.log([0.6, 0.4])), rtol=0, atol=TOL_CLOSED)
+    np.testing.assert_allclose(overall["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
+    assert set(d["kind"]) == {"survival_rate"}
 
 
 def estimates_with_bayes(bayes_estimate, bayes_ci):
@@ -95,6 +57,34 @@ def estimates_with_bayes(bayes_estimate, bayes_ci):
                            "estimate": bayes_estimate, "ci_low": bayes_ci[0], "ci_high": bayes_ci[1],
                            "pi_low": 0.01, "pi_high": 0.7, "tau2": 0.3}])
     return pd.concat([freq.estimates, bayes], ignore_index=True), freq.details
+
+
+def bayes_table():
+    """A Bayesian stage's table: PyMC and exact rows for orr overall (k = 4), a single study for orr bone."""
+    return pd.DataFrame([
+        {"outcome": "orr", "subgroup": "overall", "method": "BAYES-BN", "k": 4, "n": 140, "estimate": 0.17,
+         "ci_low": 0.10, "ci_high": 0.26, "pi_low": 0.01, "pi_high": 0.7, "tau2": 0.3, "kind": "proportion",
+         "flags": ""},
+        {"outcome": "orr", "subgroup": "overall", "method": "BAYES-BN-EXACT", "k": 4, "n": 140, "estimate": 0.171,
+         "ci_low": 0.101, "ci_high": 0.259, "pi_low": 0.01, "pi_high": 0.7, "tau2": 0.3, "kind": "proportion",
+         "flags": ""},
+        {"outcome": "orr", "subgroup": "bone", "method": "single study", "k": 1, "n": 20, "estimate": 0.02,
+         "ci_low": 0.0, "ci_high": 0.12, "pi_low": np.nan, "pi_high": np.nan, "tau2": np.nan, "kind": "proportion",
+         "flags": "single study: the study's own posterior under tau = 0 (not pooled)"}])
+
+
+def test_the_bayesian_stage_table_joins_the_frequentist_one_in_the_comparison():
+    freq = pool.pool_outcome(rows(), "orr", ["sts", "bone"])
+    wide = comparison.frequentist_vs_bayesian(freq.estimates, freq.details, rows(), bayes=bayes_table())
+    assert not freq.estimates["method"].str.startswith("BAYES").any()  # the frequentist table stays frequentist
+    by = wide.set_index("subgroup")
+    assert (by.loc["overall", "bayes_method"], by.loc["overall", "exact_method"]) == ("BAYES-BN", "BAYES-BN-EXACT")
+    assert by.loc["overall", "exact_estimate"] == 0.171
+    # k = 1: no pooled Bayesian value; the exact slot shows the study's own posterior, labelled
+    assert pd.isna(by.loc["bone", "bayes_method"]) and by.loc["bone", "exact_method"] == "single study"
+    assert "single study" in by.loc["bone", "flags"]
+    view = comparison.comparison_view(wide)
+    assert "exact" in view.columns
 
 
 def test_comparison_sets_methods_side_by_side_with_reml_hksj():
@@ -136,4 +126,4 @@ def test_side_by_side_table_has_one_row_per_fit_with_width_ratios():
     assert row["bayes_pi_high"] == 0.7 and "estimate differs from PFT-DL" in row["flags"]
     view = comparison.comparison_view(wide)
     assert view.loc[0, "bayes"] == "30.0 (2.0\u201390.0)" and list(view.columns) == [
-        "outcome", "subgroup", "k", "dl", "reml_hksj", "glmm", "bayes", "flags"]
+        "outcome", "subgroup", "k", "dl", "reml_hksj", "glmm", "bayes", "exact", "flags"]

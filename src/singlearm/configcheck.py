@@ -18,7 +18,7 @@ import yaml
 # the two agree; bayes is not imported here because importing PyMC would slow every start).
 MU_PRIORS = {"normal": ("mu", "sigma")}
 TAU_PRIORS = {"halfnormal": ("sigma",), "halfcauchy": ("beta",)}
-KINDS = ("proportion", "median")
+KINDS = ("proportion", "median", "survival_rate")
 
 
 class ConfigError(ValueError):
@@ -151,12 +151,10 @@ def _prior_error(part, keys, families):
 def _priors_error(config):
     bayes = config.get("bayes") or {}
     sets = [(("bayes", "priors"), bayes.get("priors") or {})]
-    sets += [(("bayes", "sensitivity_priors", label), spec)
-             for label, spec in (bayes.get("sensitivity_priors") or {}).items()]
     for keys, spec in sets:
         if not isinstance(spec, dict):
             return keys, f"expected per-kind priors ({', '.join(KINDS)}), found {spec!r}"
-        # One set {mu, tau} for every fit is allowed too (singlearm.bayes.resolve_priors says when).
+        # One set {mu, tau} for every fit is allowed too (singlearm.bayes.stage.main_priors).
         by_kind = {None: spec} if spec and set(spec) <= {"mu", "tau"} else spec
         for kind, parts in by_kind.items():
             kind_keys = keys if kind is None else (*keys, kind)

@@ -117,7 +117,9 @@ def comparison_figures(comparison):
     """
     wide = comparison[comparison["subgroup"] == "overall"]
     long = []
-    for slot in ("dl", "reml_hksj", "glmm", "bayes"):
+    for slot in ("dl", "reml_hksj", "glmm", "bayes", "exact"):
+        if f"{slot}_method" not in wide:
+            continue
         part = wide[wide[f"{slot}_method"].notna()]
         long.append(pd.DataFrame({"outcome": part["outcome"], "subgroup": part["subgroup"], "kind": part["kind"],
                                   "label": [oc.label(o) for o in part["outcome"]], "method": part[f"{slot}_method"],

@@ -1,23 +1,44 @@
-# Bayesian random-effects counterpart: every outcome x subgroup in ONE PyMC model (compiled and
-# sampled once), a convergence gate with one retry, a tau prior-sensitivity run, and the
-# frequentist-vs-Bayesian comparison.
+# Bayesian random-effects counterpart: exact posteriors of every fit by quadrature (with the prior
+# sensitivity), every fit sampled on its own by PyMC and certified against its exact posterior,
+# and the frequentist-vs-Bayesian comparison. Nothing here feeds a frequentist table.
 
 
-rule fit_bayes:
+rule fit_bayes_exact:
+    # Exact posteriors by quadrature (seconds, no MCMC), the prior sensitivity of every fit with
+    # k >= 2, k = 1 reported as "single study", P(pooled value > t | data).
     input:
         analysis="data/processed/analysis_data.csv",
     output:
-        estimates="results/bayes/main/estimates.csv",
-        summary="results/bayes/main/summary.csv",
-        diagnostics="results/bayes/main/diagnostics.csv",
+        summary="results/tables/bayes_exact_summary.csv",
+        sensitivity="results/tables/prior_sensitivity.csv",
         probabilities="results/tables/posterior_probabilities.csv",
+    params:
+        priors=config["bayes"]["priors"],
+        **BAYES_PARAMS,
+    log:
+        "results/logs/fit_bayes_exact.log",
+    benchmark:
+        "results/benchmarks/fit_bayes_exact.tsv"
+    conda:
+        "../../envs/bayes.yaml"
+    script:
+        "../scripts/fit_bayes_exact.py"
+
+
+rule fit_bayes:
+    # PyMC, one fit at a time with its own adaptation; certified against the exact posterior.
+    input:
+        analysis="data/processed/analysis_data.csv",
+        exact_summary="results/tables/bayes_exact_summary.csv",
+    output:
+        estimates="results/tables/bayes_estimates.csv",
+        diagnostics="results/tables/bayes_diagnostics.csv",
         posteriors=[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
     params:
-        run="main",
-        priors={"main": config["bayes"]["priors"]},
+        priors=config["bayes"]["priors"],
         sampler=config["bayes"]["sampler"],
         gate=config["bayes"]["gate"],
-        min_k=1,
+        max_k=config["bayes"]["max_k"],
         posterior_files=BAYES_FITS,
         **BAYES_PARAMS,
     threads: 4
@@ -25,56 +46,18 @@ rule fit_bayes:
         mem_mb=3000,
     log:
         "results/logs/fit_bayes.log",
+    benchmark:
+        "results/benchmarks/fit_bayes.tsv"
     conda:
         "../../envs/bayes.yaml"
     script:
         "../scripts/fit_bayes.py"
-
-
-rule fit_bayes_prior_sensitivity:
-    input:
-        analysis="data/processed/analysis_data.csv",
-        main_summary="results/bayes/main/summary.csv",
-    output:
-        summary="results/bayes/sensitivity/summary.csv",
-        diagnostics="results/bayes/sensitivity/diagnostics.csv",
-        table="results/tables/prior_sensitivity.csv",
-        posteriors=directory("results/bayes/prior_sensitivity"),
-    params:
-        run="sensitivity",
-        priors=config["bayes"]["sensitivity_priors"],
-        main_priors=config["bayes"]["priors"],
-        sampler=config["bayes"]["sensitivity_sampler"],
-        gate=config["bayes"]["gate"],
-        min_k=config["bayes"]["sensitivity_min_k"],
-        **BAYES_PARAMS,
-    threads: 4
-    resources:
-        mem_mb=3000,
-    log:
-        "results/logs/fit_bayes_prior_sensitivity.log",
-    conda:
-        "../../envs/bayes.yaml"
-    script:
-        "../scripts/fit_bayes.py"
-
-
-rule gather_bayes_diagnostics:
-    input:
-        diagnostics=["results/bayes/main/diagnostics.csv", "results/bayes/sensitivity/diagnostics.csv"],
-    output:
-        diagnostics="results/tables/bayes_diagnostics.csv",
-    log:
-        "results/logs/gather_bayes_diagnostics.log",
-    conda:
-        "../../envs/pool.yaml"
-    script:
-        "../scripts/gather_tables.py"
 
 
 rule compare_methods:
     input:
         estimates="results/tables/pooled_estimates.csv",
+        bayes="results/tables/bayes_estimates.csv",
         details="results/tables/pooled_details.csv",
         analysis="data/processed/analysis_data.csv",
     output:
@@ -85,10 +68,12 @@ rule compare_methods:
         median_scale=config["bayes"]["median_scale"],
         stamp=STAMP,
         caption=(
-            "Pooled estimate (95% interval), percent for proportions and months for medians. DL: "
-            "Freeman-Tukey with DerSimonian-Laird (medians: DL on months); REML-HKSJ: REML with the "
-            "Hartung-Knapp-Sidik-Jonkman CI; GLMM: binomial-normal GLMM (ML); Bayesian: binomial-normal "
-            "(medians: normal-normal) PyMC model, posterior median and 95% equal-tailed credible interval."
+            "Pooled estimate (95% interval), percent for rates and months for medians. DL: DerSimonian-Laird "
+            "(proportions: Freeman-Tukey; medians: months; survival rates: log(-log S)); REML-HKSJ: REML with "
+            "the Hartung-Knapp-Sidik-Jonkman CI; GLMM: binomial-normal GLMM (ML); Bayesian: binomial-normal "
+            "(medians, survival rates: normal-normal) PyMC model certified against the exact posterior, "
+            "posterior median and 95% equal-tailed credible interval; Exact: the same posterior by quadrature "
+            "('single study': one study's own posterior under tau = 0, not a pooled value)."
         ),
         margins={key: config["bayes"][key] for key in ("estimate_margin", "median_margin", "width_ratio")},
     log:

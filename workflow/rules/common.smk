@@ -106,6 +106,8 @@ def all_outputs():
         "results/tables/median_summary.csv",
         "results/tables/bayes_diagnostics.csv",
         "results/tables/prior_sensitivity.csv",
+        "results/tables/bayes_exact_summary.csv",
+        "results/tables/bayes_estimates.csv",
         "results/tables/posterior_probabilities.csv",
         "results/tables/frequentist_vs_bayesian.csv",
         "results/tables/frequentist_vs_bayesian.md",
@@ -141,12 +143,10 @@ def pooled_k(outcome):
     return len(pool.poolable(CLEAN.analysis[CLEAN.analysis["outcome"] == outcome]))
 
 
-# The Bayesian model's fits (outcome x subgroup) and the NetCDF file of each fit's posterior.
+# The fits PyMC samples (k >= 2, k <= bayes.max_k) and the NetCDF file of each fit's posterior.
+_BAYES_K = comparison.bayes_data(CLEAN.analysis, SUBGROUP_LEVELS).groupby(["outcome", "subgroup"], sort=False).size()
 BAYES_FITS = {
-    fit: f"{oc.slug(o)}_{s}"
-    for fit, o, s in comparison.bayes_data(CLEAN.analysis, SUBGROUP_LEVELS)[["fit", "outcome", "subgroup"]]
-    .drop_duplicates()
-    .itertuples(index=False)
+    (o, s): f"{oc.slug(o)}_{s}" for (o, s), k in _BAYES_K.items() if 2 <= k <= config["bayes"]["max_k"]
 }
 BAYES_PARAMS = dict(
     levels=SUBGROUP_LEVELS,

@@ -13,14 +13,15 @@ p = snakemake.params
 estimates = pd.read_csv(snakemake.input.estimates)
 details = pd.read_csv(snakemake.input.details, keep_default_na=False, na_values=[""])
 analysis = pd.read_csv(snakemake.input.analysis)
-table = comparison.frequentist_vs_bayesian(estimates, details, analysis, level=p.level,
+bayes = pd.read_csv(snakemake.input.bayes, keep_default_na=False, na_values=[""])
+table = comparison.frequentist_vs_bayesian(estimates, details, analysis, bayes=bayes, level=p.level,
                                            median_scale=p.median_scale, **p.margins)
 inputs = dict(snakemake.input.items())
 provenance.write_csv(table, snakemake.output.table)
 provenance.write_text(snakemake.output.markdown, tables.to_markdown(
     comparison.comparison_view(table), "Frequentist and Bayesian pooled estimates side by side",
     p.stamp, caption=p.caption,
-    headers={**tables.HEADERS, "dl": "DL", "reml_hksj": "REML-HKSJ", "glmm": "GLMM", "bayes": "Bayesian",
+    headers={**tables.HEADERS, "dl": "DL", "reml_hksj": "REML-HKSJ", "glmm": "GLMM", "bayes": "Bayesian", "exact": "Exact",
              "flags": "Where they disagree"}))
 for path in (snakemake.output.table, snakemake.output.markdown):
     provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs,

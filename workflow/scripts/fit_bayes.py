@@ -1,62 +1,46 @@
-"""Adapter for rules fit_bayes and fit_bayes_prior_sensitivity: one joint PyMC model, gated."""
+"""Adapter for rule fit_bayes: every fit sampled on its own by PyMC, certified against its exact posterior."""
 
 import sys
 import time
-from pathlib import Path
 
 import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
 
 import pandas as pd
 
-from singlearm import bayes, comparison, provenance
+from singlearm import comparison, provenance
+from singlearm.bayes import sampling, stage
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 analysis = pd.read_csv(snakemake.input.analysis)
-data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale, min_k=p.min_k)
-settings = {**p.sampler, **p.gate, "seed": p.seed, "cores": min(snakemake.threads, p.sampler.get("chains", 4))}
-scale = comparison.bayes_scale(p.median_scale)
-cuts = sorted({t for ts in p.thresholds.values() for t in ts})
+data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale)
+fits = stage.fits_from_frame(data, p.median_scale)
+exact_summary = pd.read_csv(snakemake.input.exact_summary, keep_default_na=False, na_values=[""])
+main = exact_summary[exact_summary["prior"] == "main"].set_index(["outcome", "subgroup"])
+exact = {key: row for key, row in main.iterrows()}
+settings = sampling.Settings.from_config(p.sampler, p.gate, p.max_k)
 start = time.perf_counter()
-if p.run == "main":
-    try:
-        gated = bayes.fit_with_gate(data, dict(p.priors), settings, scale=scale, source=snakemake.input.analysis)
-    except bayes.ConvergenceError as err:  # stop the workflow, naming outcome|subgroup and the diagnostic
-        sys.exit(f"Bayesian main run stopped: the convergence gate failed (fit ids are 'outcome|subgroup').\n{err}")
-    summary = bayes.summarise(gated.idata, level=p.level, thresholds=cuts, diagnostics=gated.diagnostics)
-else:  # prior sensitivity: failing pairs are retried, then reported (not fatal)
-    to_fit, reused = comparison.split_sensitivity_priors(p.main_priors, p.priors, scale)
-    gated = bayes.fit_prior_sensitivity(data, to_fit, settings, scale=scale, source=snakemake.input.analysis)
-    summary = gated.summarise(level=p.level, thresholds=cuts)
-seconds = time.perf_counter() - start
-diagnostics = comparison.diagnostics_table(gated.diagnostics, gated.attempts, "PyMC NUTS", seconds,
-                                          getattr(gated, "retried_pairs", frozenset()))
 
+
+def progress(i, n, fit):  # to the log and the terminal: the stage is visibly working
+    line = f"[fit_bayes] fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k}), " \
+           f"{time.perf_counter() - start:.1f} s elapsed"
+    print(line, file=sys.stderr, flush=True)
+    print(line, file=sys.__stderr__, flush=True)
+
+
+sampled, diagnostics = sampling.run_sampling(fits, stage.main_priors(p.priors), exact, settings, seed=p.seed,
+                                             level=p.level, progress=progress)
+estimates = sampling.estimates_table(fits, sampled, diagnostics, exact_summary, level=p.level)
 inputs = dict(snakemake.input.items())
-config = {"priors": dict(p.priors), "settings": settings, "median_scale": p.median_scale, "min_k": p.min_k,
-          "level": p.level, "thresholds": dict(p.thresholds)}
-attempts = [{k: v for k, v in a.items() if "seconds" not in k} for a in gated.attempts]  # no timings: same bytes
-used = provenance.records(data)
-outputs = {"summary": summary.table, "diagnostics": diagnostics}
-if p.run == "main":
-    outputs["estimates"] = comparison.pooled_rows(summary.table, data, "main")
-    outputs["probabilities"] = comparison.probability_table(summary, dict(p.thresholds), "main")
-    for fit, name in p.posterior_files.items():
-        path = f"results/bayes/posterior/{name}.nc"
-        bayes.fit_posterior(gated.idata, fit).to_netcdf(path)
-        provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed,
-                                 rows=[r for r in used if r["fit"] == fit])
-else:
-    main = pd.read_csv(snakemake.input.main_summary)
-    outputs["table"] = comparison.prior_sensitivity_table(summary.table, main, "main", reused)
-    folder = Path(snakemake.output.posteriors)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, idata in zip(("first_run", "retry_of_failing_fits"), gated.runs):
-        path = folder / f"{name}.nc"
-        bayes.without_run_attributes(idata).to_netcdf(path)
-        provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed, rows=used,
-                                 extra={"attempts": attempts})
-for key, table in outputs.items():
+config = {"priors": dict(p.priors), "sampler": dict(p.sampler), "gate": dict(p.gate), "max_k": p.max_k,
+          "median_scale": p.median_scale, "level": p.level}
+rows = provenance.records(data)
+for s in sampled:
+    path = f"results/bayes/posterior/{p.posterior_files[(s.fit.outcome, s.fit.subgroup)]}.nc"
+    sampling.to_inference_data(s, s.diagnostics["backend"]).to_netcdf(path)
+    provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed, rows=rows)
+for key, table in (("estimates", estimates), ("diagnostics", diagnostics)):
     provenance.write_csv(table, snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed,
-                             rows=used, extra={"attempts": attempts})
+                             rows=rows)

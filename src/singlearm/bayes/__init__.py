@@ -1,8 +1,7 @@
 """Bayesian random-effects meta-analysis: exact posteriors beside per-fit PyMC sampling.
 
 Modules: :mod:`~singlearm.bayes.priors` (priors, citations, back-transforms), :mod:`~singlearm.bayes.exact`
-(posteriors by quadrature), :mod:`~singlearm.bayes.summaries` (what is reported of a posterior).
+(posteriors by quadrature), :mod:`~singlearm.bayes.summaries` (what is reported of a posterior),
+:mod:`~singlearm.bayes.stage` (every fit's exact posterior and prior sensitivity) and
+:mod:`~singlearm.bayes.sampling` (per-fit PyMC sampling certified against the exact posterior).
 """
-
-from .joint import *  # noqa: F401,F403  (the joint PyMC model, until per-fit sampling replaces it)
-from .joint import __all__  # noqa: F401

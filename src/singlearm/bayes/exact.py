@@ -347,6 +347,8 @@ def _invert(cdf, p, lo, hi, table=129, iterations=12):
         fa_new = np.where(~left & (side == -1), 0.5 * fa_new, fa_new)
         side = np.where(left, 1, -1)
         a, b, fa, fb = a_new, b_new, fa_new, fb_new
+        if np.all(np.abs(fm) <= 1e-13):  # every root found to rounding: more steps cost CDF calls only
+            return m
     span = fb - fa
     return np.where(span > 0, (a * fb - b * fa) / np.where(span > 0, span, 1.0), 0.5 * (a + b))
 

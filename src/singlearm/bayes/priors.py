@@ -176,6 +176,11 @@ class PriorSet:
         return self.tau.describe()
 
 
+# The config's prior families and their parameters (the config check reads the same lists).
+MU_FAMILIES = {"normal": ("mu", "sigma")}
+TAU_FAMILIES = {"halfnormal": ("sigma",), "halfcauchy": ("beta",)}
+
+
 def parse_mu(spec):
     """A mu prior from config: ``{"dist": "normal", "mu": m, "sigma": s}``."""
     if not isinstance(spec, dict) or spec.get("dist") != "normal" or set(spec) != {"dist", "mu", "sigma"}:

@@ -53,6 +53,7 @@ class FitData:
     yi: np.ndarray | None
     vi: np.ndarray | None
     back: priors.BackTransform
+    kind: str = "proportion"     # proportion, median or survival_rate (which prior set applies)
 
     @property
     def k(self):
@@ -76,38 +77,49 @@ class FitData:
         return [exact.exact_nn(self.yi, self.vi, p, grid) for p in prior_sets]
 
 
-def fits_from_frame(data, median_back="identity"):
+def fits_from_frame(data, median_scale="months"):
     """:class:`FitData` per fit of a :func:`singlearm.comparison.bayes_data` frame, in its order.
 
     Parameters
     ----------
     data : pandas.DataFrame
-        ``fit, outcome, subgroup, study, events, total, yi, sei``.
-    median_back : str
-        Back-transform of the normal-normal fits (``identity`` for months, ``exp`` for log-months;
-        ``exp_neg_exp`` for survival rates on log(-log S)), or a dict outcome -> name.
+        ``fit, outcome, subgroup, kind, study, events, total, yi, sei``.
+    median_scale : {"months", "log"}
+        Scale of the medians' ``yi``: back-transform ``identity`` or ``exp``. Survival rates are
+        on log(-log S), back-transform ``exp_neg_exp`` (decreasing).
     """
     out = []
+    median_back = {"months": "identity", "log": "exp"}[median_scale]
     for _, part in data.groupby("fit", sort=False):
         outcome, subgroup = str(part["outcome"].iloc[0]), str(part["subgroup"].iloc[0])
-        is_bn = part["events"].notna().all()
-        if is_bn:
-            out.append(FitData(outcome, subgroup, BN, tuple(part["study"].astype(str)),
-                               part["events"].to_numpy(float), part["total"].to_numpy(float), None, None,
-                               priors.back_transform("expit")))
+        kind = str(part["kind"].iloc[0]) if "kind" in part else (
+            "proportion" if part["events"].notna().all() else "median")
+        studies = tuple(part["study"].astype(str))
+        if kind == "proportion":
+            out.append(FitData(outcome, subgroup, BN, studies, part["events"].to_numpy(float),
+                               part["total"].to_numpy(float), None, None, priors.back_transform("expit"), kind))
         else:
-            name = median_back.get(outcome, "identity") if isinstance(median_back, dict) else median_back
-            out.append(FitData(outcome, subgroup, NN, tuple(part["study"].astype(str)), None, None,
-                               part["yi"].to_numpy(float), part["sei"].to_numpy(float) ** 2,
-                               priors.back_transform(name)))
+            back = median_back if kind == "median" else "exp_neg_exp"
+            out.append(FitData(outcome, subgroup, NN, studies, None, None, part["yi"].to_numpy(float),
+                               part["sei"].to_numpy(float) ** 2, priors.back_transform(back), kind))
     return out
 
 
 def main_priors(config_priors):
-    """``{BN: PriorSet, NN: PriorSet}`` from the config's ``bayes.priors`` (``proportion`` / ``median``)."""
-    return {model: PriorSet("main", priors.parse_mu(config_priors[key]["mu"]),
-                            priors.parse_tau(config_priors[key]["tau"]))
-            for model, key in ((BN, "proportion"), (NN, "median"))}
+    """Kind -> main :class:`PriorSet` from the config's ``bayes.priors``.
+
+    ``proportion`` (logit scale) and ``median`` (months or log-months) are required;
+    ``survival_rate`` (log(-log S), a scale like the logit's) defaults to the proportion priors.
+    """
+    out = {}
+    if set(config_priors) <= {"mu", "tau"}:  # one set for every fit, as the config check allows
+        config_priors = {"proportion": config_priors, "median": config_priors}
+    for kind in ("proportion", "median", "survival_rate"):
+        spec = config_priors.get(kind, config_priors["proportion"] if kind == "survival_rate" else None)
+        if spec is None:
+            raise ValueError(f"bayes.priors: no {kind!r} prior set; expected {{mu: ..., tau: ...}}")
+        out[kind] = PriorSet("main", priors.parse_mu(spec["mu"]), priors.parse_tau(spec["tau"]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -151,17 +163,18 @@ def run_exact(fits, main, *, level=0.95, thresholds=None, grid=None, progress=No
     for i, fit in enumerate(fits):
         if progress is not None:
             progress(i, len(fits), fit)
-        base = main[fit.model]
+        base = main[fit.kind]
         cuts = list(thresholds.get(fit.outcome, []))
         if fit.k == 1:
             sets = [PriorSet(SINGLE_STUDY, base.mu, priors.ZeroTau())]
         else:
             sets = priors.sensitivity_sets(base, centre=fit.centre(),
-                                           centre_scale=1.0 if fit.model == BN else base.mu.scale / 10)
+                                           centre_scale=1.0 if fit.kind != "median" else base.mu.scale / 10)
         posts = fit.posterior(sets, grid)
         for j, (prior, post) in enumerate(zip(sets, posts)):
+            # the sensitivity variants (j > 0) report what prior_sensitivity.csv shows, no more
             s = summarise_exact(post, fit.back, level=level, thresholds=cuts if j == 0 else (),
-                                population=fit.model == BN)
+                                population=fit.model == BN and j == 0, shortest=j == 0)
             flags = []
             if fit.k == 1:
                 flags.append(f"{SINGLE_STUDY}: the study's own posterior under tau = 0 (not pooled)")

@@ -88,7 +88,7 @@ def _prob_greater(back, cdf, thresholds):
     return out
 
 
-def summarise_exact(post, back, *, level=0.95, thresholds=(), population=False):
+def summarise_exact(post, back, *, level=0.95, thresholds=(), population=False, shortest=True):
     """Every reported number of one exact posterior.
 
     Parameters
@@ -101,6 +101,9 @@ def summarise_exact(post, back, *, level=0.95, thresholds=(), population=False):
         t on the reporting scale for P(value > t | data).
     population : bool
         Also the population-averaged rate E_z[expit(mu + tau z)] (binomial-normal fits).
+    shortest : bool
+        Also the shortest interval (else ``hpd_low, hpd_high`` are NaN); a third of the cost, so
+        the prior-sensitivity variants, whose table shows the equal-tailed interval, skip it.
 
     Returns
     -------
@@ -114,7 +117,7 @@ def summarise_exact(post, back, *, level=0.95, thresholds=(), population=False):
     a = (1 - level) / 2
     mu_q = _on_scale(back, post.mu_quantile, [a, 0.5, 1 - a])
     new_q = _on_scale(back, post.new_quantile, [a, 1 - a])
-    hpd = _shortest(back, post.mu_quantile, level)
+    hpd = _shortest(back, post.mu_quantile, level) if shortest else (float("nan"), float("nan"))
     tau_q = post.tau_quantile([a, 0.5, 1 - a])
     tau_mean, tau_sd = post.tau_moments()
     prior_sd = getattr(post.prior_tau, "sd", float("nan"))
