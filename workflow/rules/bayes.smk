@@ -83,7 +83,7 @@ rule compare_methods:
     params:
         level=config["frequentist"]["level"],
         median_scale=config["bayes"]["median_scale"],
-        stamp=STAMP,
+        stamp=STAMP_WITH_BAYES,
         caption=(
             "Pooled estimate (95% interval), percent for proportions and months for medians. DL: "
             "Freeman-Tukey with DerSimonian-Laird (medians: DL on months); REML-HKSJ: REML with the "

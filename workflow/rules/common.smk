@@ -15,7 +15,7 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import checks, cleaning, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
+from singlearm import checks, cleaning, codehash, comparison, configcheck, pool, provenance, runguard, sheets  # noqa: E402
 from singlearm import outcomes as oc  # noqa: E402
 
 # One run per directory: a second Snakemake here would delete this run's locks (see runguard).
@@ -61,8 +61,13 @@ INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
 CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
                        INPUTS["extraction"], INPUTS["studies"])
-# One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
-STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
+# The stamp on every figure and Markdown table: package version and a digest of the raw sheets and
+# config (the adapters add the rule's code hash). No git commit: a docs-only commit would redraw every
+# figure; the commit stays in the sidecars. Frequentist outputs leave the Bayesian settings out, so
+# changing them redraws no frequentist figure; the comparison joining both stages keeps them.
+STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path},
+                         {key: value for key, value in config.items() if key != "bayes"})
+STAMP_WITH_BAYES = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
 # Listed at the end of the run, where a user looks, not only in cleaning_log.csv.
 EXCLUSIONS = checks.pooling_exclusions(CLEAN.log)
@@ -183,3 +188,13 @@ def table_names():
 
 def optional_inputs(*keys):
     return {key: INPUTS[key] for key in keys if has(key)}
+
+
+def follow_code(rules):
+    """Give every rule that runs a script a `code` param: the hash of the package modules the script
+    imports (singlearm.codehash). Editing src/singlearm/pool.py then reruns the pooling, and a commit
+    touching only docs or tests reruns nothing (Snakemake itself watches only the script file)."""
+    for r in rules:
+        if r.is_script:
+            script = Path(r.basedir.get_path_or_uri(secret_free=True)) / r.script
+            r.set_params(code=codehash.script_hash(script, ROOT / "src"))
