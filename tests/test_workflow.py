@@ -291,3 +291,11 @@ def test_frequentist_settings_rerun_no_bayesian_job(miller_run, code_copy, tmp_p
     jobs = scheduled(run, level, code_copy)
     assert "pool_outcome" in jobs
     assert not jobs & {"fit_bayes", "fit_bayes_prior_sensitivity"}, jobs
+
+
+def test_config_readme_lists_every_key_and_column_of_the_schemas():
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'config'); import make_readme as m; "
+                           "sys.stdout.write(m.render(m.README.read_text()))"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "config" / "README.md").read_text(), "run config/make_readme.py"
+    assert "| `bayes.sampler.draws` |" in done.stdout and "| `events` | yes |" in done.stdout

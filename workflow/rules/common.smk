@@ -191,7 +191,7 @@ def optional_inputs(*keys):
 
 
 def follow_code(rules):
-    """Give every rule that runs a script a `code` param: the hash of the package modules the script
+    """A `code` param for each script-running step, the hash of the package modules its script
     imports (singlearm.codehash). Editing src/singlearm/pool.py then reruns the pooling, and a commit
     touching only docs or tests reruns nothing (Snakemake itself watches only the script file)."""
     for r in rules:
