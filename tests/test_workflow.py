@@ -60,8 +60,9 @@ def miller_run(tmp_path_factory, code_copy):
     raw.mkdir(parents=True)
     for name in ("study_characteristics.csv", "extraction.csv"):
         (raw / name).write_bytes((MILLER / name).read_bytes())
-    config = run / "config.yaml"
-    config.write_text(f"data:\n  studies: {raw / 'study_characteristics.csv'}\n  extraction: {raw / 'extraction.csv'}\n")
+    config = run / "config" / "config.yaml"   # the test review's config; its sheet paths are relative to it
+    config.parent.mkdir()
+    config.write_bytes((TEST_REVIEW / "config" / "config.yaml").read_bytes())
     before = tree_hashes(ROOT / "data" / "raw"), tree_hashes(MILLER), tree_hashes(raw)
     done = snakemake("--cores", "2", "--configfile", str(config), "--directory", str(run),
                      snakefile=code_copy / "Snakefile")
@@ -276,9 +277,9 @@ def test_editing_the_pooling_module_reruns_the_pooled_table(miller_run, code_cop
                                         "stage writes its own files (issue 12/13 data flow)")
 def test_bayesian_settings_rerun_no_frequentist_job(miller_run, code_copy, tmp_path):
     run, config = miller_run
-    sampler = tmp_path / "sampler.yaml"
-    sampler.write_text(config.read_text() + "bayes:\n  sampler: {chains: 4, draws: 1400, tune: 700, "
-                                              "target_accept: 0.9, retry_target_accept: 0.95}\n")
+    sampler = config.parent / "sampler.yaml"   # beside the config: the same relative sheet paths
+    sampler.write_text(config.read_text().replace("draws: 500, tune: 500, target_accept: 0.9, retry_target_accept: 0.95",
+                                                  "draws: 400, tune: 500, target_accept: 0.9, retry_target_accept: 0.95"))
     jobs = scheduled(run, sampler, code_copy)
     assert "fit_bayes" in jobs
     assert not jobs & FREQUENTIST, jobs & FREQUENTIST
@@ -286,7 +287,7 @@ def test_bayesian_settings_rerun_no_frequentist_job(miller_run, code_copy, tmp_p
 
 def test_frequentist_settings_rerun_no_bayesian_job(miller_run, code_copy, tmp_path):
     run, config = miller_run
-    level = tmp_path / "level.yaml"
+    level = config.parent / "level.yaml"
     level.write_text(config.read_text() + "frequentist:\n  ft_glmm_logit_margin: 0.25\n")
     jobs = scheduled(run, level, code_copy)
     assert "pool_outcome" in jobs
