@@ -32,5 +32,7 @@ rule all:
         "results/MANIFEST.csv",
 
 
-# Last, once every rule exists: reruns follow the package code each rule's script imports.
+# Last, once every rule exists: reruns follow the package code each rule's script imports, and each
+# job's time and memory are recorded.
 follow_code(workflow.rules)
+benchmark_each(workflow.rules)

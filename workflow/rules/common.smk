@@ -198,3 +198,13 @@ def follow_code(rules):
         if r.is_script:
             script = Path(r.basedir.get_path_or_uri(secret_free=True)) / r.script
             r.set_params(code=codehash.script_hash(script, ROOT / "src"))
+
+
+def benchmark_each(rules):
+    """Time and memory of every script-running step in results/logs/benchmarks/ (Snakemake's benchmark
+    files: wall and CPU seconds, peak RSS), read by benchmarks/bench_workflow.py to name the slowest."""
+    for r in rules:
+        if r.is_script and not r.benchmark:
+            tag = "".join(f"_{{{w}}}" for w in sorted(r.wildcard_names))
+            r.benchmark_modifier = r.log_modifier   # paths as the rule's log: relative to the run directory
+            r.benchmark = f"results/logs/benchmarks/{r.name}{tag}.tsv"
