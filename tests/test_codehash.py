@@ -9,7 +9,7 @@ def make_tree(tmp_path):
     pkg = tmp_path / "src" / "singlearm"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text('__version__ = "0"\n')
-    (pkg / "a.py").write_text("from . import b\nfrom .sub import c\n")
+    (pkg / "a.py").write_text("from . import (\n    b,  # a parenthesised list\n)\nfrom .sub import c\n")
     (pkg / "b.py").write_text("import numpy\n")
     (pkg / "unused.py").write_text("x = 1\n")
     (pkg / "sub" / "__init__.py").write_text("from .d import *\n")

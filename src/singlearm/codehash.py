@@ -7,12 +7,12 @@ and the ``singlearm`` modules it reaches, imports inside functions included). Ed
 ``src/singlearm/pool.py`` then reruns the pooling, editing the Bayesian model reruns only the
 Bayesian stage, and a commit that touches only docs or tests reruns nothing.
 
-The graph is read from the source with :mod:`ast`, without importing anything, so it costs a few
+The graph is read from the source text, without importing anything, so it costs a few
 milliseconds at parse time and sees a module whichever environment the job runs in.
 """
 
-import ast
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,23 +33,42 @@ def _package_of(src, path):
     return ".".join(path.relative_to(src).parts[:-1])
 
 
-def _imported(tree, src, path):
+# An import statement at the start of a line (at any indent: imports inside functions count).
+# A regular expression, not ast.parse: parsing every module costs ~0.2 s at each parse of the
+# workflow, no-op reruns included. It can only over-include (an "import x" line inside a docstring),
+# which costs a rerun, never a missed one.
+IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(?P<module>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
+                    r"|import[ \t]+(?P<plain>[^\n#;]*))", re.M)
+
+
+def _imported(text, src, path):
     """Dotted names a module imports, relative imports resolved, submodules of ``from x import y`` included."""
     package = _package_of(src, path) if path.is_relative_to(src) else ""
     names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.append(base)
-            # `from singlearm import pool` imports the module singlearm.pool
-            names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    for m in IMPORT.finditer(text):
+        if m["plain"] is not None:
+            names += [part.split()[0] for part in m["plain"].split(",") if part.strip()]
+            continue
+        module = m["module"]
+        level = len(module) - len(module.lstrip("."))
+        if level:
+            anchor = package.split(".")[: len(package.split(".")) - level + 1]
+            base = ".".join(anchor + ([module.lstrip(".")] if module.lstrip(".") else []))
+        else:
+            base = module
+        names.append(base)
+        # `from singlearm import pool` imports the module singlearm.pool
+        for part in m["names"].strip("()").split(","):
+            alias = part.split()[0] if part.split() else ""
+            if alias and alias != "*":
+                names.append(f"{base}.{alias}")
     return names
+
+
+@lru_cache(maxsize=None)
+def _imports_of(path, src):
+    """:func:`_imported` of one file, read once per process (every rule script shares most modules)."""
+    return tuple(_imported(path.read_text(encoding="utf-8"), src, path))
 
 
 def import_graph(script, src):
@@ -76,7 +95,7 @@ def import_graph(script, src):
         if path in seen:
             continue
         seen.add(path)
-        for name in _imported(ast.parse(path.read_text(encoding="utf-8"), str(path)), src, path):
+        for name in _imports_of(path, src):
             top = name.split(".")[0]
             if top == PACKAGE:
                 # importing singlearm.a.b runs singlearm/__init__.py and singlearm/a/__init__.py too
