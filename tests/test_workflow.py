@@ -60,9 +60,9 @@ def miller_run(tmp_path_factory, code_copy):
     raw.mkdir(parents=True)
     for name in ("study_characteristics.csv", "extraction.csv"):
         (raw / name).write_bytes((MILLER / name).read_bytes())
-    config = run / "config" / "config.yaml"   # the test review's config; its sheet paths are relative to it
-    config.parent.mkdir()
-    config.write_bytes((TEST_REVIEW / "config" / "config.yaml").read_bytes())
+    # the test review's config, its sheet paths pointing at the run's copy (relative to the config file)
+    config = run / "config.yaml"
+    config.write_text((TEST_REVIEW / "config" / "config.yaml").read_text().replace("../data/raw/", "data/raw/"))
     before = tree_hashes(ROOT / "data" / "raw"), tree_hashes(MILLER), tree_hashes(raw)
     done = snakemake("--cores", "2", "--configfile", str(config), "--directory", str(run),
                      snakefile=code_copy / "Snakefile")
@@ -81,10 +81,10 @@ def test_miller_example_runs_from_a_config_alone(miller_run):
     assert (miller_run / "data" / "processed" / "analysis_data.csv").exists()
 
 
-def scheduled(run, config, code=None):
-    """The rules `snakemake -n` would run (rule names), from the code in ``code`` (default: the checkout)."""
+def scheduled(run, config, code):
+    """The rules `snakemake -n` would run (rule names), from the code in ``code``."""
     done = snakemake("--cores", "2", "-n", "--quiet", "rules", "--configfile", str(config), "--directory", str(run),
-                     snakefile=(code or ROOT) / "Snakefile")
+                     snakefile=code / "Snakefile")
     assert done.returncode == 0, done.stderr[-3000:]
     if "Nothing to be done" in done.stdout + done.stderr:
         return set()
@@ -93,13 +93,13 @@ def scheduled(run, config, code=None):
     return set(rows) - {"total", "all", "write_manifest"}
 
 
-def test_outputs_keep_the_contract_and_rerun_is_a_no_op(miller_run):
+def test_outputs_keep_the_contract_and_rerun_is_a_no_op(miller_run, code_copy):
     miller_run, config = miller_run
     checker = ROOT.parent / "shared" / "tools" / "check_outputs.py"   # the shared output contract, when beside us
     if checker.exists():
         check = subprocess.run([sys.executable, str(checker), str(miller_run)], capture_output=True, text=True)
         assert " 0 errors" in check.stdout, check.stdout
-    assert scheduled(miller_run, config) == set()
+    assert scheduled(miller_run, config, code_copy) == set()
 
 
 def test_bad_input_stops_before_any_output(tmp_path):
@@ -204,10 +204,11 @@ def test_audit_passes_then_catches_a_stale_input_and_a_tampered_figure(miller_ru
     assert audit(figure, run).returncode == 0
 
 
-def test_report_has_a_caption_with_method_and_stamp(miller_run):
+def test_report_has_a_caption_with_method_and_stamp(miller_run, code_copy):
     run, config = miller_run
     report = run / "results" / "report.html"
-    done = snakemake("--configfile", str(config), "--directory", str(run), "--report", str(report))
+    done = snakemake("--configfile", str(config), "--directory", str(run), "--report", str(report),
+                     snakefile=code_copy / "Snakefile")
     assert done.returncode == 0, done.stderr[-2000:]
     html = report.read_text()
     assert "Provenance stamp: singlearm" in html and "PFT-DL" in html
@@ -218,11 +219,12 @@ def test_report_has_a_caption_with_method_and_stamp(miller_run):
 TIMED = {"results/tables/bayes_diagnostics.csv", "results/MANIFEST.csv"}
 
 
-def test_forced_rebuild_gives_identical_bytes(miller_run):
+def test_forced_rebuild_gives_identical_bytes(miller_run, code_copy):
     run, config = miller_run
     files = [p for p in outputs(run) if not p.is_relative_to(run / "data")] + [run / "results" / "MANIFEST.csv"]
     before = {p: p.read_bytes() for p in files}
-    done = snakemake("--cores", "2", "--forceall", "--configfile", str(config), "--directory", str(run))
+    done = snakemake("--cores", "2", "--forceall", "--configfile", str(config), "--directory", str(run),
+                     snakefile=code_copy / "Snakefile")
     assert done.returncode == 0, done.stderr[-3000:]
     changed = [str(p.relative_to(run)) for p in files if p.read_bytes() != before[p]]
     assert set(changed) <= TIMED, changed

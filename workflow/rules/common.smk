@@ -45,6 +45,7 @@ def data_path(key):
     path = SHEET_PATHS.get(key)
     if path is None:
         return None
+    path = Path(os.path.normpath(path))   # config/../data/raw/x.csv as data/raw/x.csv, in sidecars too
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
