@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_workflow.py              # cold full rebuild, then a no-op rerun
     .venv/bin/python benchmarks/bench_workflow.py --first-run  # also: `make run` on a fresh clone
+    .venv/bin/python benchmarks/bench_workflow.py --configfile .test/config/config.yaml  # the test review
 
 - cold full rebuild: `snakemake --cores 4` in a fresh directory with a fresh, empty HOME (so no
   PyTensor, Matplotlib or pip cache helps); target <= 90 s.
@@ -87,8 +88,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--first-run", action="store_true", help="also time `make run` on a fresh clone")
     parser.add_argument("--cores", default="4")
+    parser.add_argument("--configfile", help="another review's config (default: the sarcoma review's)")
     args = parser.parse_args()
     snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", args.cores]
+    if args.configfile:
+        snakemake += ["--configfile", str(Path(args.configfile).resolve())]
     with tempfile.TemporaryDirectory() as tmp:
         run, home = Path(tmp) / "run", Path(tmp) / "home"
         run.mkdir()
