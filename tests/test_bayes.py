@@ -147,6 +147,7 @@ SMALL = pd.DataFrame({"fit": ["a", "a", "a", "b"], "study": ["s1", "s2", "s3", "
                       "events": [3, 8, 5, 12], "total": [25, 40, 31, 30]})
 
 
+@pytest.mark.slow  # tens of seconds of MCMC on our 2-core machine (issue 13 measurement)
 def test_same_seed_same_draws_and_different_seed_different_draws():
     model = bayes.build_model(SMALL)
     runs = [bayes.sample(model, seed=s, chains=2, draws=100, tune=100, cores=CORES) for s in (5, 5, 6)]
@@ -159,6 +160,7 @@ def test_same_seed_same_draws_and_different_seed_different_draws():
 # The gate and edge cases
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # tens of seconds of MCMC on our 2-core machine (issue 13 measurement)
 def test_bad_settings_retry_then_raise_naming_fit_and_diagnostic():
     settings = {"seed": 1, "chains": 4, "draws": 50, "tune": 50, "retry_tune": 100, "retry_draws": 50,
                 "cores": CORES}
@@ -230,6 +232,7 @@ def test_posterior_selects_one_fit_and_survives_netcdf(edge, tmp_path):
 # Prior sensitivity and mixed kinds in one model
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # tens of seconds of MCMC on our 2-core machine (issue 13 measurement)
 def test_sensitivity_priors_replicate_every_fit_in_one_run():
     data = pd.concat([SMALL, pd.DataFrame({"fit": "pfs", "study": ["x", "y", "z"], "yi": [5.1, 7.2, 6.0],
                                            "sei": [1.0, 1.5, 0.8]})])
@@ -327,6 +330,7 @@ def test_a_fit_must_be_of_one_kind_and_rows_of_one_kind():
 # Prior-sensitivity runs: only failing (fit, prior) pairs are retried; failures are reported
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # tens of seconds of MCMC on our 2-core machine (issue 13 measurement)
 def test_prior_sensitivity_retries_only_the_failing_pair(monkeypatch):
     real = bayes.diagnose
     calls = []
