@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 4
 
-.PHONY: run test test-full lint report audit bench lock clean
+.PHONY: run test test-full lint fmt report audit bench lock clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -21,6 +21,11 @@ test-full: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+# Format the Snakefile and rule files in place (settings in pyproject.toml [tool.snakefmt]).
+fmt: $(STAMP)
+	$(BIN)/snakefmt Snakefile workflow/rules
 
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)

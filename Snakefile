@@ -5,11 +5,11 @@
 # The default analysis's config, beside this file (so --directory works). Another review's
 # --configfile replaces it rather than being merged into it, so no sarcoma sheet leaks in.
 if not workflow.overwrite_configfiles:
+
     # Snakemake's own message for a YAML slip names neither file nor line; this one does.
     include: "workflow/rules/config_syntax.smk"
 
     configfile: f"{workflow.basedir}/config/config.yaml"
-
 
 
 report: "workflow/report/workflow.rst"
@@ -26,7 +26,13 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
         "results/MANIFEST.csv",
-    default_target: True
+
+
+# Last, once every rule exists: reruns follow the package code each rule's script imports, and each
+# job's time and memory are recorded.
+follow_code(workflow.rules)
+benchmark_each(workflow.rules)

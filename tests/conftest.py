@@ -1,4 +1,5 @@
-"""Shared fixtures: paths of the repository, the raw sheets, and CSV editing helpers."""
+"""Shared fixtures: paths of the repository, the raw sheets, CSV editing helpers, and the tolerances
+of every comparison with a reference (named once, here)."""
 
 import csv
 import io
@@ -11,6 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
 SCHEMAS = ROOT / "workflow" / "schemas"
 SHARED = ROOT.parent / "shared"
+
+# Agreement with metafor / R, one tolerance per kind of quantity (the developer guide's standard):
+TOL_CLOSED = 1e-8      # closed forms: escalc, DL, common effect, HKSJ, Q, I2, PI, Egger/Begg, back-transforms
+TOL_ITERATIVE = 1e-6   # iterative fits: REML, PM, Q-profile limits, GLMM (ML), trim-and-fill
+# GLMM at tau^2 = 0 (boundary): lme4's SE comes from a finite-difference Hessian that includes theta
+# at the bound and is off by up to 1.4e-6, so what derives from se is checked at 1e-5 (test_glmm.py).
+TOL_BOUNDARY = 1e-5
 
 
 def edit_csv(src, dst, row, column, value):

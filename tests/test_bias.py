@@ -20,10 +20,9 @@ from singlearm import bias
 from singlearm.effects import proportion_effects
 from singlearm.transforms import ilogit, ipft_hm
 
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 from reference_data import proportion_inputs, reference_table
 
-TOL_CLOSED = 1e-8  # Egger (weighted least squares), Begg's tau and p: closed forms
-TOL_ITERATIVE = 1e-6  # trim-and-fill: iterated fits
 
 # ---------------------------------------------------------------------------------------------
 # reference data (same construction as make_reference.R)

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TOL_CLOSED
 
 from singlearm import comparison, effects, pool
 
-TOL_CLOSED = 1e-8
 
 
 def rows():

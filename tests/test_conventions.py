@@ -15,9 +15,8 @@ from singlearm import effects, fit
 
 from engine_reference import load_engine_reference
 from reference_data import proportion_datasets
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 
-TOL_CLOSED = 1e-8
-TOL_ITERATIVE = 1e-6
 REF = load_engine_reference()
 CASES = [c for c in proportion_datasets() if len(c[3]) >= 2]
 PI = {"k-1": "k1", "k-2": "k2", "z": "z"}

@@ -14,9 +14,8 @@ import pytest
 from singlearm import effects, fit, pool, transforms
 
 from reference_data import REF, load_reference, median_datasets, proportion_datasets
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 
-TOL_CLOSED = 1e-8      # escalc, DL, common effect, HKSJ, Q, I2, PI, back-transforms
-TOL_ITERATIVE = 1e-6   # REML, PM and the Q-profile confidence limits (root finding)
 
 REFERENCE = load_reference()
 RMA_FITS = {  # fit id in the reference -> (measure, method, test)

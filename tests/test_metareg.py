@@ -16,9 +16,8 @@ import pytest
 from singlearm import effects, fit, metareg
 
 from engine_reference import bcg, coefficients, debruin2009, load_engine_reference
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 
-TOL_CLOSED = 1e-8
-TOL_ITERATIVE = 1e-6
 REF = load_engine_reference()
 COEF = {"b": "estimate", "se": "se", "zval": "stat", "pval": "pval", "ci_lb": "ci_lb", "ci_ub": "ci_ub"}
 MODEL = ("qm", "qm_df", "qm_p", "qe", "qe_df", "qe_p", "tau2", "tau2_null", "r2", "i2", "h2")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import RAW, SCHEMAS, edit_csv
+from conftest import RAW, SCHEMAS, TOL_CLOSED, TOL_ITERATIVE, edit_csv
 from singlearm import cleaning, effects, ftcheck, pool, robustness, sheets
 from singlearm.errors import DataError
 from reference_data import REF
@@ -21,9 +21,6 @@ from reference_data import REF
 # so the pooling is run under those conventions here; the k - 1 / ad hoc defaults are checked in
 # tests/test_pool_conventions.py against make_reference_engine.R.
 RILEY = pool.Conventions(prediction_df="k-2", hksj_adhoc="none")
-
-TOL_CLOSED = 1e-8      # escalc-type effect sizes, DL fits, back-transforms, order statistics
-TOL_ITER = 1e-6        # REML
 
 
 def _reference():
@@ -102,7 +99,7 @@ def test_survival_pooling_matches_metafor(method):
     res = pool.pool_outcome(survival_rows(), "km_rate", primary="SURV-DL", conventions=RILEY)
     est = res.estimates.set_index(["subgroup", "method"]).loc[("overall", method)]
     det = res.details.set_index(["subgroup", "method"]).loc[("overall", method)]
-    tol = TOL_CLOSED if method == "SURV-DL" else TOL_ITER
+    tol = TOL_CLOSED if method == "SURV-DL" else TOL_ITERATIVE
     ref = lambda q: R[("survival5", "km_rate", method, q, "")]  # noqa: E731
     assert det["b"] == pytest.approx(ref("b"), abs=tol)
     assert det["se"] == pytest.approx(ref("se"), abs=tol)
@@ -122,7 +119,7 @@ def test_median_pooling_with_one_sided_cis_matches_metafor(outcome, method):
     res = pool.pool_outcome(rows, outcome, primary="MEDIAN-DL", conventions=RILEY)
     est = res.estimates.set_index(["subgroup", "method"]).loc[("overall", method)]
     det = res.details.set_index(["subgroup", "method"]).loc[("overall", method)]
-    tol = TOL_ITER if "REML" in method else TOL_CLOSED
+    tol = TOL_ITERATIVE if "REML" in method else TOL_CLOSED
     ref = lambda q: R[("sarcoma", outcome, method, q, "")]  # noqa: E731
     assert det["b"] == pytest.approx(ref("b"), abs=tol)
     assert est["tau2"] == pytest.approx(ref("tau2"), abs=tol)

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 
 from reference_data import proportion_inputs, reference_table
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 from singlearm.methods import of_kind as methods_of_kind
 from singlearm import pool, robustness, transforms
 
-TOL_CLOSED = 1e-8      # DL fits, Egger's regression, Kendall's tau: closed forms
-TOL_ITERATIVE = 1e-6   # trim-and-fill iterates DL fits to a fixed k0
 
 REF = reference_table()
 SARCOMA = {(o, s): d for (ds, o, s), d in proportion_inputs().items() if ds == "sarcoma"}

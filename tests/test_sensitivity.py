@@ -22,9 +22,8 @@ from singlearm.effects import proportion_effects
 from singlearm.transforms import ilogit, ipft_hm
 
 from reference_data import proportion_inputs, reference_table
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 
-TOL_CLOSED = 1e-8  # DL and common-effect deletion fits: closed forms, agree to rounding
-TOL_ITERATIVE = 1e-6  # REML / PM deletion fits (iterative tau^2)
 
 # ---------------------------------------------------------------------------------------------
 # reference data

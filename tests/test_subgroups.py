@@ -15,9 +15,8 @@ from singlearm import effects, subgroups
 
 from engine_reference import load_engine_reference
 from reference_data import REF as REF_DIR, load_reference
+from conftest import TOL_CLOSED, TOL_ITERATIVE
 
-TOL_CLOSED = 1e-8
-TOL_ITERATIVE = 1e-6
 REF = load_engine_reference()
 REF_OLD = load_reference()
 SARCOMA = pd.read_csv(REF_DIR / "inputs" / "sarcoma_proportions.csv")

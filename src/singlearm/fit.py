@@ -12,7 +12,7 @@ takes milliseconds. Results stay on the analysis scale; see :mod:`singlearm.tran
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 METHODS = ("EE", "DL", "REML", "PM")
 
@@ -176,6 +176,8 @@ def _solve_generalised_q(yi, vi, target):
     hi = max(np.var(yi, ddof=1), np.max(vi), 1e-8)
     while _generalised_q(hi, yi, vi) > target:
         hi *= 4
+    from scipy import optimize  # here, not at the top: importing it costs every job and workflow parse ~0.5 s
+
     return optimize.brentq(lambda t: _generalised_q(t, yi, vi) - target, 0.0, hi, xtol=1e-15, rtol=1e-15,
                            maxiter=500)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from . import fit
 
@@ -161,6 +161,8 @@ def residual_tau2(yi, vi, x, method):
         hi = max(float(np.var(yi, ddof=1)), float(vi.max()), 1e-8)
         while excess(hi) > 0:
             hi *= 4
+        from scipy import optimize  # here, not at the top: importing it costs every job and parse ~0.5 s
+
         return optimize.brentq(excess, 0.0, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
     if method != "REML":
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(fit.METHODS)}")

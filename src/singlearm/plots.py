@@ -18,6 +18,7 @@ every forest-like figure is the same.
 import io
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from cycler import cycler
+from fontTools import subset as fontsubset
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
@@ -363,6 +365,29 @@ def _plain_ticks(ax):
 _STAMP_GID = "provenance-stamp"
 
 
+@contextmanager
+def _lean_font_subsets():
+    """Embed TrueType subsets without the OpenType layout tables (GSUB, GPOS, GDEF).
+
+    A PDF places every glyph itself (Matplotlib has already laid the text out), so a viewer never
+    reads these tables; subsetting them was half of the figure stage's CPU time (fontTools
+    decompiles all of DejaVu's kerning and substitution lookups for every PDF). Matplotlib builds
+    its fontTools options inside one function, so the option is set for the duration of a save.
+    """
+    original = fontsubset.Options
+
+    class Lean(original):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_tables = [*self.drop_tables, "GSUB", "GPOS", "GDEF"]
+
+    fontsubset.Options = Lean
+    try:
+        yield
+    finally:
+        fontsubset.Options = original
+
+
 def save_figure(fig, stem, stamp):
     """Print the provenance stamp on ``fig`` and write ``<stem>.pdf`` and ``<stem>.png``.
 
@@ -416,7 +441,8 @@ def save_figure(fig, stem, stamp):
         written = []
         for path, fmt, metadata in targets:
             buffer = io.BytesIO()
-            fig.savefig(buffer, format=fmt, dpi=STYLE.dpi, metadata=metadata, facecolor="white")
+            with _lean_font_subsets():
+                fig.savefig(buffer, format=fmt, dpi=STYLE.dpi, metadata=metadata, facecolor="white")
             write_bytes(path, buffer.getvalue())
             written.append(path)
     return written

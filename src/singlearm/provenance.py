@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import __version__
 
-LIBRARIES = ("singlearm", "numpy", "scipy", "pandas", "matplotlib", "statsmodels", "pymc", "pytensor",
+LIBRARIES = ("singlearm", "numpy", "scipy", "pandas", "matplotlib", "pymc", "pytensor",
              "arviz", "snakemake", "jsonschema")
 SUFFIX = ".prov.json"
 
@@ -156,16 +156,24 @@ def inputs_digest(inputs, config=None):
 
 
 def stamp(inputs, config=None):
-    """The provenance stamp printed on figures and under Markdown tables.
+    """The provenance stamp printed on figures and under Markdown tables, without the code hash.
 
-    ``singlearm 0.1.0 · 60a2f4c · inputs 1a2b3c4d5e6f``: package version, short git commit
-    (``+dirty`` when the work tree had uncommitted changes) and :func:`inputs_digest` of the
-    run's raw sheets and config: every result is a function of these, so equal stamps mean
-    results made by the same code from the same data and settings.
+    ``singlearm 0.1.0 · inputs 1a2b3c4d5e6f``: package version and :func:`inputs_digest` of the
+    run's raw sheets and config. :func:`code_stamp` adds the hash of the code that drew the output;
+    every result is a function of these, so equal stamps mean results made by the same code from
+    the same data and settings. The git commit and dirty flag are in the sidecars, not here: a
+    commit touching only docs must not change (and so redraw) every figure.
     """
-    v = workflow_version()
-    commit = (v["git_commit"] or "no-git")[:7] + ("+dirty" if v["git_dirty"] else "")
-    return f"singlearm {v['package']} \u00b7 {commit} \u00b7 inputs {inputs_digest(inputs, config)}"
+    return f"singlearm {__version__} \u00b7 inputs {inputs_digest(inputs, config)}"
+
+
+def code_stamp(stamp_text, code):
+    """A :func:`stamp` with the hash of the rule's code (:mod:`singlearm.codehash`) before the inputs.
+
+    ``singlearm 0.1.0 · code 0a1b2c3d4e5f · inputs 1a2b3c4d5e6f``.
+    """
+    version, _, inputs = stamp_text.partition(" \u00b7 ")
+    return f"{version} \u00b7 code {code} \u00b7 {inputs}"
 
 
 def write_bytes(path, data):

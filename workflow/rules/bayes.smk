@@ -66,7 +66,7 @@ rule compare_methods:
     params:
         level=config["frequentist"]["level"],
         median_scale=config["bayes"]["median_scale"],
-        stamp=STAMP,
+        stamp=STAMP_WITH_BAYES,
         caption=(
             "Pooled estimate (95% interval), percent for rates and months for medians. DL: DerSimonian-Laird "
             "(proportions: Freeman-Tukey; medians: months; survival rates: log(-log S)); REML-HKSJ: REML with "

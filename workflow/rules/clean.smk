@@ -9,11 +9,11 @@ rule clean_extraction:
         analysis="data/processed/analysis_data.csv",
         log_table="data/processed/cleaning_log.csv",
         coverage="data/processed/outcome_coverage.csv",
-    params:
-        subgroup_column=config["subgroup_column"],
     log:
         "results/logs/clean_extraction.log",
     conda:
         "../../envs/clean.yaml"
+    params:
+        subgroup_column=config["subgroup_column"],
     script:
         "../scripts/clean_extraction.py"

@@ -15,7 +15,9 @@ ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
-from singlearm import checks, cleaning, comparison, configcheck, moderation, pool, provenance, runguard, sheets  # noqa: E402
+from singlearm import (  # noqa: E402
+    checks, cleaning, codehash, comparison, configcheck, moderation, pool, provenance, runguard, sheets,
+)
 from singlearm import outcomes as oc  # noqa: E402
 
 # One run per directory: a second Snakemake here would delete this run's locks (see runguard).
@@ -45,6 +47,7 @@ def data_path(key):
     path = SHEET_PATHS.get(key)
     if path is None:
         return None
+    path = Path(os.path.normpath(path))   # config/../data/raw/x.csv as data/raw/x.csv, in sidecars too
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -66,8 +69,13 @@ except configcheck.ConfigError as err:
     sys.exit(f"singlearm: {err}")
 CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
                        INPUTS["extraction"], INPUTS["studies"])
-# One stamp for every figure and Markdown table of this run: version, commit, raw sheets, config.
-STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
+# The stamp on every figure and Markdown table: package version and a digest of the raw sheets and
+# config (the adapters add the rule's code hash). No git commit: a docs-only commit would redraw every
+# figure; the commit stays in the sidecars. Frequentist outputs leave the Bayesian settings out, so
+# changing them redraws no frequentist figure; the comparison joining both stages keeps them.
+STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path},
+                         {key: value for key, value in config.items() if key != "bayes"})
+STAMP_WITH_BAYES = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
 # Listed at the end of the run, where a user looks, not only in cleaning_log.csv.
 EXCLUSIONS = checks.pooling_exclusions(CLEAN.log)
@@ -198,3 +206,23 @@ def table_names():
 
 def optional_inputs(*keys):
     return {key: INPUTS[key] for key in keys if has(key)}
+
+
+def follow_code(rules):
+    """A `code` param for each script-running step, the hash of the package modules its script
+    imports (singlearm.codehash). Editing src/singlearm/pool.py then reruns the pooling, and a commit
+    touching only docs or tests reruns nothing (Snakemake itself watches only the script file)."""
+    for r in rules:
+        if r.is_script:
+            script = Path(r.basedir.get_path_or_uri(secret_free=True)) / r.script
+            r.set_params(code=codehash.script_hash(script, ROOT / "src"))
+
+
+def benchmark_each(rules):
+    """Time and memory of every script-running step in results/logs/benchmarks/ (Snakemake's benchmark
+    files: wall and CPU seconds, peak RSS), read by benchmarks/bench_workflow.py to name the slowest."""
+    for r in rules:
+        if r.is_script and not r.benchmark:
+            tag = "".join(f"_{{{w}}}" for w in sorted(r.wildcard_names))
+            r.benchmark_modifier = r.log_modifier   # paths as the rule's log: relative to the run directory
+            r.benchmark = f"results/logs/benchmarks/{r.name}{tag}.tsv"

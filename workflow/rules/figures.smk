@@ -73,7 +73,7 @@ rule plot_method_comparison:
         report(figure_files(["frequentist_vs_bayesian"]), caption="../report/comparison.rst",
                category="Frequentist vs Bayesian"),
     params:
-        stamp=STAMP,
+        stamp=STAMP_WITH_BAYES,
     log:
         "results/logs/plot_method_comparison.log",
     conda:

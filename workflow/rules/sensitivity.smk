@@ -1,29 +1,30 @@
 # Sensitivity and small-study analyses on the primary method's scale: leave-one-out, influence
 # and Baujat coordinates, Egger's and Begg's tests and trim-and-fill (each outcome x subgroup
-# with k >= 3), and the alternative analyses of config "sensitivity.scenarios".
+# with k >= 3), and the alternative analyses of config "sensitivity.scenarios"; every outcome in
+# one job, as for the pooling.
 
 
 rule analyse_robustness:
     input:
         analysis="data/processed/analysis_data.csv",
-        estimates="results/pooled/{outcome}/estimates.csv",
+        estimates=expand("results/pooled/{outcome}/estimates.csv", outcome=SLUGS),
     output:
-        leave_one_out="results/sensitivity/{outcome}/leave_one_out.csv",
-        influence="results/sensitivity/{outcome}/influence.csv",
-        publication_bias="results/sensitivity/{outcome}/publication_bias.csv",
-        funnel="results/sensitivity/{outcome}/funnel.csv",
-        scenarios="results/sensitivity/{outcome}/scenarios.csv",
+        leave_one_out=expand("results/sensitivity/{outcome}/leave_one_out.csv", outcome=SLUGS),
+        influence=expand("results/sensitivity/{outcome}/influence.csv", outcome=SLUGS),
+        publication_bias=expand("results/sensitivity/{outcome}/publication_bias.csv", outcome=SLUGS),
+        funnel=expand("results/sensitivity/{outcome}/funnel.csv", outcome=SLUGS),
+        scenarios=expand("results/sensitivity/{outcome}/scenarios.csv", outcome=SLUGS),
     params:
-        outcome=lambda wc: SLUGS[wc.outcome],
-        method=lambda wc: primary_method(SLUGS[wc.outcome]),
+        outcome=SLUGS,
+        method={o: primary_method(o) for o in OUTCOMES},
         levels=SUBGROUP_LEVELS,
         scenarios=config["sensitivity"]["scenarios"],
         i2_change=config["sensitivity"]["i2_change"],
         bias_min_k=config.get("bias", {}).get("min_k", 10),
-        p0=lambda wc: (config.get("bias", {}).get("p0") or {}).get(SLUGS[wc.outcome]),
+        p0=config.get("bias", {}).get("p0") or {},
         settings=config["frequentist"],
     log:
-        "results/logs/analyse_robustness/{outcome}.log",
+        "results/logs/analyse_robustness.log",
     conda:
         "../../envs/pool.yaml"
     script:

@@ -10,6 +10,7 @@ from singlearm import provenance, tables
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
+stamp = provenance.code_stamp(p.stamp, p.code)  # version, code that made this, inputs
 inputs = dict(snakemake.input.items())
 read = {key: pd.read_csv(path, keep_default_na=False, na_values=[""]) for key, path in inputs.items()}
 methods = dict(p.methods)
@@ -47,7 +48,7 @@ for name in p.names:
     rows = provenance.analysis_rows(read["analysis"]) if "analysis" in used else None
     for ext, write in (("csv", lambda path: provenance.write_csv(table, path)),
                        ("md", lambda path: provenance.write_text(path, tables.to_markdown(
-                           READABLE.get(name, lambda x: x)(table), title, p.stamp,
+                           READABLE.get(name, lambda x: x)(table), title, stamp,
                            caption=CAPTION if "estimates" in used else None)))):
         path = f"results/tables/{name}.{ext}"
         write(path)

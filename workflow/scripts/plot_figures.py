@@ -10,6 +10,7 @@ from singlearm import figures, plots, provenance
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
+stamp = provenance.code_stamp(p.stamp, p.code)  # version, code that made this, inputs
 inputs = dict(snakemake.input.items())
 t = {key: pd.read_csv(path, keep_default_na=False, na_values=[""]) for key, path in inputs.items()}
 DRAW = {
@@ -27,5 +28,5 @@ for stem, fig, outcomes in DRAW[snakemake.rule]():
     rows = None
     if outcomes is not None:
         rows = provenance.analysis_rows(t["analysis"][t["analysis"]["outcome"].isin(outcomes)])
-    for path in plots.save_figure(fig, f"results/figures/{stem}", p.stamp):
-        provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config={"stamp": p.stamp}, rows=rows)
+    for path in plots.save_figure(fig, f"results/figures/{stem}", stamp):
+        provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config={"stamp": stamp}, rows=rows)
