@@ -271,8 +271,6 @@ def test_editing_the_pooling_module_reruns_the_pooled_table(miller_run, code_cop
     assert scheduled(run, config, code_copy) == set()
 
 
-@pytest.mark.xfail(strict=False, reason="pooled_estimates.csv still holds the Bayesian rows until the Bayesian "
-                                        "stage writes its own files (issue 12/13 data flow)")
 def test_bayesian_settings_rerun_no_frequentist_job(miller_run, code_copy, tmp_path):
     run, config = miller_run
     sampler = config.parent / "sampler.yaml"   # beside the config: the same relative sheet paths
