@@ -12,15 +12,15 @@ rule fit_bayes_exact:
         summary="results/tables/bayes_exact_summary.csv",
         sensitivity="results/tables/prior_sensitivity.csv",
         probabilities="results/tables/posterior_probabilities.csv",
-    params:
-        priors=config["bayes"]["priors"],
-        **BAYES_PARAMS,
     log:
         "results/logs/fit_bayes_exact.log",
     benchmark:
         "results/benchmarks/fit_bayes_exact.tsv"
     conda:
         "../../envs/bayes.yaml"
+    params:
+        **BAYES_PARAMS,
+        priors=config["bayes"]["priors"],
     script:
         "../scripts/fit_bayes_exact.py"
 
@@ -34,22 +34,22 @@ rule fit_bayes:
         estimates="results/tables/bayes_estimates.csv",
         diagnostics="results/tables/bayes_diagnostics.csv",
         posteriors=[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
-    params:
-        priors=config["bayes"]["priors"],
-        sampler=config["bayes"]["sampler"],
-        gate=config["bayes"]["gate"],
-        max_k=config["bayes"]["max_k"],
-        posterior_files=BAYES_FITS,
-        **BAYES_PARAMS,
-    threads: 4
-    resources:
-        mem_mb=3000,
     log:
         "results/logs/fit_bayes.log",
     benchmark:
         "results/benchmarks/fit_bayes.tsv"
     conda:
         "../../envs/bayes.yaml"
+    threads: 4
+    resources:
+        mem_mb=3000,
+    params:
+        **BAYES_PARAMS,
+        priors=config["bayes"]["priors"],
+        sampler=config["bayes"]["sampler"],
+        gate=config["bayes"]["gate"],
+        max_k=config["bayes"]["max_k"],
+        posterior_files=BAYES_FITS,
     script:
         "../scripts/fit_bayes.py"
 
@@ -63,6 +63,10 @@ rule compare_methods:
     output:
         table="results/tables/frequentist_vs_bayesian.csv",
         markdown="results/tables/frequentist_vs_bayesian.md",
+    log:
+        "results/logs/compare_methods.log",
+    conda:
+        "../../envs/pool.yaml"
     params:
         level=config["frequentist"]["level"],
         median_scale=config["bayes"]["median_scale"],
@@ -76,9 +80,5 @@ rule compare_methods:
             "('single study': one study's own posterior under tau = 0, not a pooled value)."
         ),
         margins={key: config["bayes"][key] for key in ("estimate_margin", "median_margin", "width_ratio")},
-    log:
-        "results/logs/compare_methods.log",
-    conda:
-        "../../envs/pool.yaml"
     script:
         "../scripts/compare_methods.py"

@@ -16,7 +16,16 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("SINGLEARM_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 
 from singlearm import (  # noqa: E402
-    checks, cleaning, codehash, comparison, configcheck, moderation, pool, provenance, runguard, sheets,
+    checks,
+    cleaning,
+    codehash,
+    comparison,
+    configcheck,
+    moderation,
+    pool,
+    provenance,
+    runguard,
+    sheets,
 )
 from singlearm import outcomes as oc  # noqa: E402
 
@@ -33,8 +42,12 @@ if workflow.is_main_process:
 # then Snakemake's validate fills in the schema's defaults.
 CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
 try:
-    configcheck.check_config(config, sheets.load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
-                             CONFIG_FILES, cleaning.ANALYSIS_COLUMNS)
+    configcheck.check_config(
+        config,
+        sheets.load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
+        CONFIG_FILES,
+        cleaning.ANALYSIS_COLUMNS,
+    )
 except configcheck.ConfigError as err:
     sys.exit(f"singlearm: {err}")
 validate(config, "../schemas/config.schema.yaml")
@@ -47,7 +60,7 @@ def data_path(key):
     path = SHEET_PATHS.get(key)
     if path is None:
         return None
-    path = Path(os.path.normpath(path))   # config/../data/raw/x.csv as data/raw/x.csv, in sidecars too
+    path = Path(os.path.normpath(path))  # config/../data/raw/x.csv as data/raw/x.csv, in sidecars too
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -58,8 +71,14 @@ def sheet_schema(name):
     return sheets.load_schema(ROOT / "workflow" / "schemas" / f"{name}.schema.yaml")
 
 
-SHEETS = {"studies": "studies", "extraction": "extraction", "quality_minors": "quality_minors",
-          "quality_jbi": "quality_jbi", "prisma": "prisma", "published": "published"}
+SHEETS = {
+    "studies": "studies",
+    "extraction": "extraction",
+    "quality_minors": "quality_minors",
+    "quality_jbi": "quality_jbi",
+    "prisma": "prisma",
+    "published": "published",
+}
 INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
 # Moderators are study-table columns: a missing, constant or unknown-reference one stops here.
@@ -67,14 +86,16 @@ try:
     configcheck.check_moderators(config, TABLES["studies"], CONFIG_FILES, INPUTS["studies"])
 except configcheck.ConfigError as err:
     sys.exit(f"singlearm: {err}")
-CLEAN = cleaning.clean(TABLES["extraction"], TABLES["studies"], config["subgroup_column"],
-                       INPUTS["extraction"], INPUTS["studies"])
+CLEAN = cleaning.clean(
+    TABLES["extraction"], TABLES["studies"], config["subgroup_column"], INPUTS["extraction"], INPUTS["studies"]
+)
 # The stamp on every figure and Markdown table: package version and a digest of the raw sheets and
 # config (the adapters add the rule's code hash). No git commit: a docs-only commit would redraw every
 # figure; the commit stays in the sidecars. Frequentist outputs leave the Bayesian settings out, so
 # changing them redraws no frequentist figure; the comparison joining both stages keeps them.
-STAMP = provenance.stamp({key: path for key, path in INPUTS.items() if path},
-                         {key: value for key, value in config.items() if key != "bayes"})
+STAMP = provenance.stamp(
+    {key: path for key, path in INPUTS.items() if path}, {key: value for key, value in config.items() if key != "bayes"}
+)
 STAMP_WITH_BAYES = provenance.stamp({key: path for key, path in INPUTS.items() if path}, config)
 OUTCOMES = cleaning.analysed_outcomes(CLEAN.analysis, config["outcomes"])
 # Listed at the end of the run, where a user looks, not only in cleaning_log.csv.
@@ -83,9 +104,13 @@ EXCLUSIONS = checks.pooling_exclusions(CLEAN.log)
 
 onsuccess:
     if EXCLUSIONS:
-        print(f"\nNot pooled: {len(EXCLUSIONS)} extraction row(s) the workflow could not use "
-              "(outcome | cohort | reason; all in data/processed/cleaning_log.csv):", file=sys.stderr)
+        print(
+            f"\nNot pooled: {len(EXCLUSIONS)} extraction row(s) the workflow could not use "
+            "(outcome | cohort | reason; all in data/processed/cleaning_log.csv):",
+            file=sys.stderr,
+        )
         print("\n".join(f"  {line}" for line in EXCLUSIONS), file=sys.stderr)
+
 
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
 # Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
@@ -135,8 +160,9 @@ def all_outputs():
 def primary_method(outcome):
     """The method id of an outcome's main analyses (config primary_method, primary_median_method or
     primary_survival_method, by the outcome's kind)."""
-    return pool.primary_for(oc.kind(outcome), config["primary_method"], config["primary_median_method"],
-                            config["primary_survival_method"])
+    return pool.primary_for(
+        oc.kind(outcome), config["primary_method"], config["primary_median_method"], config["primary_survival_method"]
+    )
 
 
 PRIMARY_BY_KIND = {
@@ -153,9 +179,7 @@ def pooled_k(outcome):
 
 # The fits PyMC samples (k >= 2, k <= bayes.max_k) and the NetCDF file of each fit's posterior.
 _BAYES_K = comparison.bayes_data(CLEAN.analysis, SUBGROUP_LEVELS).groupby(["outcome", "subgroup"], sort=False).size()
-BAYES_FITS = {
-    (o, s): f"{oc.slug(o)}_{s}" for (o, s), k in _BAYES_K.items() if 2 <= k <= config["bayes"]["max_k"]
-}
+BAYES_FITS = {(o, s): f"{oc.slug(o)}_{s}" for (o, s), k in _BAYES_K.items() if 2 <= k <= config["bayes"]["max_k"]}
 BAYES_PARAMS = dict(
     levels=SUBGROUP_LEVELS,
     median_scale=config["bayes"]["median_scale"],
@@ -166,6 +190,7 @@ BAYES_PARAMS = dict(
 
 
 # ---- figures and tables this configuration can build ----------------------------------------
+
 
 def figure_files(stems):
     return [f"results/figures/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
@@ -181,8 +206,11 @@ AE_OUTCOMES = [o for o in OUTCOMES if o.startswith("ae_")]
 MODERATORS, MODERATOR_REFERENCE = configcheck.moderators(config)
 META_MIN_K = (config.get("meta_regression") or {}).get("min_k", 10)
 CONTINUOUS_MODERATORS = [c for c in MODERATORS if TABLES["studies"][c].to_numpy().dtype.kind in "iuf"]
-META_OUTCOMES = [o for o in OUTCOMES if not moderation.why_not_run(CLEAN.analysis, TABLES["studies"], o, MODERATORS,
-                                                                   MODERATOR_REFERENCE, META_MIN_K)]
+META_OUTCOMES = [
+    o
+    for o in OUTCOMES
+    if not moderation.why_not_run(CLEAN.analysis, TABLES["studies"], o, MODERATORS, MODERATOR_REFERENCE, META_MIN_K)
+]
 BUBBLES = {o: [f"bubble_{oc.slug(o)}_{m}" for m in CONTINUOUS_MODERATORS] for o in META_OUTCOMES}
 
 
@@ -224,5 +252,5 @@ def benchmark_each(rules):
     for r in rules:
         if r.is_script and not r.benchmark:
             tag = "".join(f"_{{{w}}}" for w in sorted(r.wildcard_names))
-            r.benchmark_modifier = r.log_modifier   # paths as the rule's log: relative to the run directory
+            r.benchmark_modifier = r.log_modifier  # paths as the rule's log: relative to the run directory
             r.benchmark = f"results/logs/benchmarks/{r.name}{tag}.tsv"

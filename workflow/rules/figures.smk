@@ -11,14 +11,14 @@ rule plot_forest:
         subgroup_tests="results/tables/subgroup_tests.csv",
     output:
         report(figure_files(FOREST), caption="../report/forest.rst", category="Forest plots"),
-    params:
-        outcomes={o: f"forest_{oc.slug(o)}" for o in OUTCOMES},
-        methods={o: primary_method(o) for o in OUTCOMES},
-        stamp=STAMP,
     log:
         "results/logs/plot_forest.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        outcomes={o: f"forest_{oc.slug(o)}" for o in OUTCOMES},
+        methods={o: primary_method(o) for o in OUTCOMES},
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
 
@@ -33,14 +33,14 @@ rule plot_robustness:
         publication_bias="results/tables/publication_bias.csv",
     output:
         report(figure_files(ROBUSTNESS_FIGURES), caption="../report/robustness.rst", category="Sensitivity and bias"),
-    params:
-        outcomes={o: oc.slug(o) for o in ROBUST},
-        methods={o: primary_method(o) for o in ROBUST},
-        stamp=STAMP,
     log:
         "results/logs/plot_robustness.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        outcomes={o: oc.slug(o) for o in ROBUST},
+        methods={o: primary_method(o) for o in ROBUST},
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
 
@@ -51,16 +51,19 @@ rule plot_bubble:
         table="results/tables/meta_regression.csv",
         points="results/tables/meta_regression_points.csv",
     output:
-        report(figure_files([s for o in META_OUTCOMES for s in BUBBLES[o]]), caption="../report/meta_regression.rst",
-               category="Meta-regression"),
-    params:
-        outcomes={o: oc.slug(o) for o in META_OUTCOMES},
-        moderators=CONTINUOUS_MODERATORS,
-        stamp=STAMP,
+        report(
+            figure_files([s for o in META_OUTCOMES for s in BUBBLES[o]]),
+            caption="../report/meta_regression.rst",
+            category="Meta-regression",
+        ),
     log:
         "results/logs/plot_bubble.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        outcomes={o: oc.slug(o) for o in META_OUTCOMES},
+        moderators=CONTINUOUS_MODERATORS,
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
 
@@ -70,14 +73,17 @@ rule plot_method_comparison:
         analysis="data/processed/analysis_data.csv",
         comparison="results/tables/frequentist_vs_bayesian.csv",
     output:
-        report(figure_files(["frequentist_vs_bayesian"]), caption="../report/comparison.rst",
-               category="Frequentist vs Bayesian"),
-    params:
-        stamp=STAMP_WITH_BAYES,
+        report(
+            figure_files(["frequentist_vs_bayesian"]),
+            caption="../report/comparison.rst",
+            category="Frequentist vs Bayesian",
+        ),
     log:
         "results/logs/plot_method_comparison.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        stamp=STAMP_WITH_BAYES,
     script:
         "../scripts/plot_figures.py"
 
@@ -88,13 +94,13 @@ rule plot_ae_overview:
         estimates="results/tables/pooled_estimates.csv",
     output:
         report(figure_files(["ae_overview"]), caption="../report/ae_overview.rst", category="Adverse events"),
-    params:
-        method=config["primary_method"],
-        stamp=STAMP,
     log:
         "results/logs/plot_ae_overview.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        method=config["primary_method"],
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
 
@@ -104,12 +110,12 @@ rule plot_prisma:
         prisma=INPUTS["prisma"] or [],
     output:
         report(figure_files(["prisma_flow"]), caption="../report/prisma.rst", category="Study selection"),
-    params:
-        stamp=STAMP,
     log:
         "results/logs/plot_prisma.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
 
@@ -119,11 +125,11 @@ rule plot_quality:
         unpack(lambda wc: optional_inputs("quality_minors", "quality_jbi")),
     output:
         report(figure_files(["quality"]), caption="../report/quality.rst", category="Study quality"),
-    params:
-        stamp=STAMP,
     log:
         "results/logs/plot_quality.log",
     conda:
         "../../envs/figures.yaml"
+    params:
+        stamp=STAMP,
     script:
         "../scripts/plot_figures.py"

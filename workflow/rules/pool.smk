@@ -12,15 +12,15 @@ rule pool_outcome:
         subgroup_tests=expand("results/pooled/{outcome}/subgroup_tests.csv", outcome=SLUGS),
         studies=expand("results/pooled/{outcome}/studies.csv", outcome=SLUGS),
         median_summary=expand("results/pooled/{outcome}/median_summary.csv", outcome=SLUGS),
+    log:
+        "results/logs/pool_outcome.log",
+    conda:
+        "../../envs/pool.yaml"
     params:
         outcome=SLUGS,
         primary={o: primary_method(o) for o in OUTCOMES},
         levels=SUBGROUP_LEVELS,
         settings=config["frequentist"],
-    log:
-        "results/logs/pool_outcome.log",
-    conda:
-        "../../envs/pool.yaml"
     script:
         "../scripts/pool_outcome.py"
 

@@ -14,6 +14,10 @@ rule analyse_robustness:
         publication_bias=expand("results/sensitivity/{outcome}/publication_bias.csv", outcome=SLUGS),
         funnel=expand("results/sensitivity/{outcome}/funnel.csv", outcome=SLUGS),
         scenarios=expand("results/sensitivity/{outcome}/scenarios.csv", outcome=SLUGS),
+    log:
+        "results/logs/analyse_robustness.log",
+    conda:
+        "../../envs/pool.yaml"
     params:
         outcome=SLUGS,
         method={o: primary_method(o) for o in OUTCOMES},
@@ -23,10 +27,6 @@ rule analyse_robustness:
         bias_min_k=config.get("bias", {}).get("min_k", 10),
         p0=config.get("bias", {}).get("p0") or {},
         settings=config["frequentist"],
-    log:
-        "results/logs/analyse_robustness.log",
-    conda:
-        "../../envs/pool.yaml"
     script:
         "../scripts/analyse_robustness.py"
 
@@ -61,6 +61,10 @@ rule fit_meta_regression:
     output:
         table="results/tables/meta_regression.csv",
         points="results/tables/meta_regression_points.csv",
+    log:
+        "results/logs/fit_meta_regression.log",
+    conda:
+        "../../envs/pool.yaml"
     params:
         outcomes=OUTCOMES,
         primary={o: primary_method(o) for o in OUTCOMES},
@@ -69,9 +73,5 @@ rule fit_meta_regression:
         min_k=META_MIN_K,
         level=config["frequentist"]["level"],
         studies_schema=str(ROOT / "workflow" / "schemas" / "studies.schema.yaml"),
-    log:
-        "results/logs/fit_meta_regression.log",
-    conda:
-        "../../envs/pool.yaml"
     script:
         "../scripts/fit_meta_regression.py"

@@ -13,15 +13,15 @@ rule make_tables:
         subgroup_tests="results/tables/subgroup_tests.csv",
     output:
         [f"results/tables/{name}.{ext}" for name in table_names() for ext in ("csv", "md")],
+    log:
+        "results/logs/make_tables.log",
+    conda:
+        "../../envs/pool.yaml"
     params:
         names=table_names(),
         methods=PRIMARY_BY_KIND,
         conventions=pool.Conventions.from_settings(config["frequentist"]).caption(),
         subgroup_column=config["subgroup_column"],
         stamp=STAMP,
-    log:
-        "results/logs/make_tables.log",
-    conda:
-        "../../envs/pool.yaml"
     script:
         "../scripts/make_tables.py"
