@@ -1323,6 +1323,19 @@ def ae_overview(estimates):
 # 5. Funnel plot.
 # --------------------------------------------------------------------------------------------
 
+def _foot_note(note, width, style):
+    """A note under a single-panel figure, wrapped to its width, and the height it takes (inches)."""
+    note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
+    return note, (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
+
+
+def _draw_foot_note(fig, note, note_h, width, height, style):
+    """Draw the note of :func:`_foot_note` just above the provenance stamp's strip."""
+    if note:
+        fig.text(style.margin / width, (style.stamp_strip + note_h - 0.04) / height, note, ha="left", va="top",
+                 fontsize=style.small_pt, color=style.black, gid="note")
+
+
 def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, note="", refline=None,
                 refline_label=None):
     """Contour-enhanced funnel plot, with trim-and-fill studies.
@@ -1409,15 +1422,12 @@ def funnel_plot(yi, sei, b, *, filled_yi=(), filled_sei=(), label, scale_label, 
             f"{refline_label or 'the benchmark'}; dashed: pooled estimate.")
     note = f"{what} {note}".strip()
     left, right = 0.5, 0.12
-    note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
-    note_h = (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
+    note, note_h = _foot_note(note, width, style)
     height = style.margin + title_h + plot_h + _AXIS_H + legend_h + note_h + style.stamp_strip
     with rc_context(_rc()):
         fig = Figure(figsize=(width, height))
         _title(fig, title, width, height)
-        if note:
-            fig.text(style.margin / width, (style.stamp_strip + note_h - 0.04) / height, note, ha="left", va="top",
-                     fontsize=style.small_pt, color=style.black, gid="note")
+        _draw_foot_note(fig, note, note_h, width, height, style)
         bottom = style.stamp_strip + note_h + legend_h + _AXIS_H
         ax = fig.add_axes([left / width, bottom / height, (width - left - right) / width, plot_h / height])
         _style_axes(ax, style)
@@ -1523,15 +1533,12 @@ def bubble_plot(studies, line, *, label, moderator, scale_label, note=""):
     title = f"Meta-regression: {label}"
     title_h = _title_height(title, width)
     left, right, plot_h = 0.5, 0.12, 2.2
-    note = _wrap(note, width - 2 * style.margin, size=style.small_pt) if note else ""
-    note_h = (_extent(note, style.small_pt)[1] + 0.08) if note else 0.0
+    note, note_h = _foot_note(note, width, style)
     height = style.margin + title_h + plot_h + _AXIS_H + note_h + style.stamp_strip
     with rc_context(_rc()):
         fig = Figure(figsize=(width, height))
         _title(fig, title, width, height)
-        if note:
-            fig.text(style.margin / width, (style.stamp_strip + note_h - 0.04) / height, note, ha="left", va="top",
-                     fontsize=style.small_pt, color=style.black, gid="note")
+        _draw_foot_note(fig, note, note_h, width, height, style)
         bottom = style.stamp_strip + note_h + _AXIS_H
         ax = fig.add_axes([left / width, bottom / height, (width - left - right) / width, plot_h / height])
         _style_axes(ax, style)

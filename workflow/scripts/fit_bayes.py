@@ -1,7 +1,6 @@
 """Adapter for rule fit_bayes: every fit sampled on its own by PyMC, certified against its exact posterior."""
 
 import sys
-import time
 
 import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
 
@@ -19,14 +18,7 @@ exact_summary = pd.read_csv(snakemake.input.exact_summary, keep_default_na=False
 main = exact_summary[exact_summary["prior"] == "main"].set_index(["outcome", "subgroup"])
 exact = {key: row for key, row in main.iterrows()}
 settings = sampling.Settings.from_config(p.sampler, p.gate, p.max_k)
-start = time.perf_counter()
-
-
-def progress(i, n, fit):  # to the log and the terminal: the stage is visibly working
-    line = f"[fit_bayes] fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k}), " \
-           f"{time.perf_counter() - start:.1f} s elapsed"
-    print(line, file=sys.stderr, flush=True)
-    print(line, file=sys.__stderr__, flush=True)
+progress = stage.progress_printer("fit_bayes", sys.stderr)
 
 
 sampled, diagnostics = sampling.run_sampling(fits, stage.main_priors(p.priors), exact, settings, seed=p.seed,

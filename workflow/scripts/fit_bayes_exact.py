@@ -1,7 +1,6 @@
 """Adapter for rule fit_bayes_exact: every fit's exact posterior, prior sensitivity and k = 1 / k = 2 flags."""
 
 import sys
-import time
 
 import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm conda)
 
@@ -14,14 +13,7 @@ sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 analysis = pd.read_csv(snakemake.input.analysis)
 data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale)
-start = time.perf_counter()
-
-
-def progress(i, n, fit):  # to the log and the terminal: the stage is visibly working
-    line = f"[fit_bayes_exact] fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k}), " \
-           f"{time.perf_counter() - start:.1f} s elapsed"
-    print(line, file=sys.stderr, flush=True)
-    print(line, file=sys.__stderr__, flush=True)
+progress = stage.progress_printer("fit_bayes_exact", sys.stderr)
 
 
 result = stage.run_exact(stage.fits_from_frame(data, p.median_scale), stage.main_priors(p.priors), level=p.level,

@@ -222,3 +222,20 @@ def _sensitivity(summary):
     t["ci_width_ratio"] = (t["ci_high"] - t["ci_low"]).to_numpy() / (ref["ci_high"] - ref["ci_low"]).to_numpy()
     t["note"] = t["flags"]
     return t.reindex(columns=SENSITIVITY_COLUMNS).reset_index(drop=True)
+
+
+def progress_printer(name, stream):
+    """``progress(i, n, fit)`` printing "[name] fit i of N: outcome / subgroup (k = .), t s elapsed"
+    to ``stream`` (the rule's log) and to the terminal, so a long stage is visibly working."""
+    import sys
+    import time
+
+    start = time.perf_counter()
+
+    def progress(i, n, fit):
+        line = (f"[{name}] fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k}), "
+                f"{time.perf_counter() - start:.1f} s elapsed")
+        print(line, file=stream, flush=True)
+        print(line, file=sys.__stderr__, flush=True)
+
+    return progress
