@@ -116,18 +116,21 @@ def test_a_fits_seed_depends_on_its_name_not_its_position():
     assert sampling.fit_seed(1, "orr", "overall") != sampling.fit_seed(1, "orr", "sts")
 
 
-# ---- PyMC itself (slow: reduced form unless SINGLEARM_FULL=1) ----------------------------------
+# ---- The real samplers (slow: reduced form unless SINGLEARM_FULL=1) ----------------------------
 
-PYMC_SETTINGS = sampling.Settings(draws=1000 if FULL else 300, tune=1000 if FULL else 300,
-                                  ess_bulk_min=400 if FULL else 100, ess_tail_min=400 if FULL else 100, backend="pymc")
+def real_settings(backend):
+    return sampling.Settings(draws=1000 if FULL else 300, tune=1000 if FULL else 300,
+                             ess_bulk_min=400 if FULL else 100, ess_tail_min=400 if FULL else 100, backend=backend)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("events,total", [([0, 0], [20, 35]), ([12, 30], [12, 30])], ids=["zero", "all"])
-def test_pymc_k2_zero_and_all_events_are_certified(events, total):
-    fit = bn_fit(events, total)
-    _, ex = exact_of(fit)
-    s = sampling.sample_fit(fit, MAIN["proportion"], ex, PYMC_SETTINGS, sampling.backend("pymc"), seed=5)
+@pytest.fixture(scope="module")
+def blackjax(tmp_path_factory):
+    """One BlackJAX back end for the module (one compilation), its XLA cache in a scratch directory."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    return sampling.backend("blackjax")
+
+
+def assert_certified_or_retried(s):
     assert s.diagnostics["divergences"] == 0
     for q in ("estimate", "ci_low", "ci_high"):
         assert abs(s.diagnostics[q] - s.diagnostics[f"exact_{q}"]) <= 3 * s.diagnostics[f"mcse_{q}"] or \
@@ -135,16 +138,60 @@ def test_pymc_k2_zero_and_all_events_are_certified(events, total):
 
 
 @pytest.mark.slow
-def test_pymc_same_seed_same_bytes(tmp_path):
+@pytest.mark.parametrize("events,total", [([0, 0], [20, 35]), ([12, 30], [12, 30])], ids=["zero", "all"])
+def test_blackjax_k2_zero_and_all_events_are_certified(blackjax, events, total):
+    fit = bn_fit(events, total)
+    _, ex = exact_of(fit)
+    s = sampling.sample_fit(fit, MAIN["proportion"], ex, real_settings("blackjax"), blackjax, seed=5)
+    assert s.diagnostics["backend"] == "blackjax"
+    assert_certified_or_retried(s)
+
+
+@pytest.mark.slow
+def test_pymc_backend_k2_zero_events_is_certified():
+    fit = bn_fit([0, 0], [20, 35])
+    _, ex = exact_of(fit)
+    s = sampling.sample_fit(fit, MAIN["proportion"], ex, real_settings("pymc"), sampling.backend("pymc"), seed=5)
+    assert s.diagnostics["backend"] == "pymc"
+    assert_certified_or_retried(s)
+
+
+@pytest.mark.slow
+def test_blackjax_survival_rate_on_the_normal_normal_model_is_certified(blackjax):
+    fit = nn_fit(np.log(-np.log([0.6, 0.45, 0.7])), [0.04, 0.02, 0.05])
+    _, ex = exact_of(fit)
+    s = sampling.sample_fit(fit, MAIN["survival_rate"], ex, real_settings("blackjax"), blackjax, seed=2)
+    assert_certified_or_retried(s)
+
+
+@pytest.mark.slow
+def test_a_fits_draws_depend_on_its_own_seed_and_data_only(blackjax):
+    """Not on the other fits of the run, their order, or the number of threads sampling them."""
+    a, b = bn_fit([3, 10, 7], [30, 50, 40]), bn_fit([1, 4, 9, 2, 5], [20, 30, 40, 25, 33], subgroup="sts")
+    fits = [a, b]
+    table = stage.run_exact(fits, MAIN).summary
+    ex = {k: r for k, r in table[table["prior"] == "main"].set_index(["outcome", "subgroup"]).iterrows()}
+    alone, _ = sampling.run_sampling([a], MAIN, ex, real_settings("blackjax"), seed=11, sampler=blackjax)
+    both, _ = sampling.run_sampling([b, a], MAIN, ex, real_settings("blackjax"), seed=11, sampler=blackjax,
+                                    threads=2)
+    mu_alone = alone[0].posterior["mu"].values
+    mu_both = [s for s in both if s.fit.subgroup == "overall"][0].posterior["mu"].values
+    np.testing.assert_array_equal(mu_alone, mu_both)
+
+
+@pytest.mark.slow
+def test_same_seed_same_bytes_whether_compiled_afresh_or_from_the_cache(blackjax, tmp_path):
     fit = bn_fit([3, 10, 7], [30, 50, 40])
     _, ex = exact_of(fit)
     paths = []
-    for i in range(2):
-        s = sampling.sample_fit(fit, MAIN["proportion"], ex, PYMC_SETTINGS, sampling.backend("pymc"), seed=9)
+    # the module's back end compiled afresh; a new one loads the compiled code from the cache
+    for i, sampler in enumerate((blackjax, sampling.backend("blackjax"))):
+        s = sampling.sample_fit(fit, MAIN["proportion"], ex, real_settings("blackjax"), sampler, seed=9)
         path = tmp_path / f"run{i}.nc"
-        sampling.to_inference_data(s).to_netcdf(path)
+        sampling.to_inference_data(s, "blackjax").to_netcdf(path)
         paths.append(path)
     assert paths[0].read_bytes() == paths[1].read_bytes()
-    idata = sampling.to_inference_data(s)
+    idata = sampling.to_inference_data(s, "blackjax")
     assert idata.posterior["p_pooled"].dims == ("chain", "draw", "outcome", "subgroup")
     assert list(idata.posterior["cohort"].values) == ["c0", "c1", "c2"]
+    assert "blackjax" in idata.posterior.attrs["sampler_version"]

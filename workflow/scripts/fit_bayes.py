@@ -22,7 +22,7 @@ progress = stage.progress_printer("fit_bayes", sys.stderr)
 
 
 sampled, diagnostics = sampling.run_sampling(fits, stage.main_priors(p.priors), exact, settings, seed=p.seed,
-                                             level=p.level, progress=progress)
+                                             level=p.level, progress=progress, threads=snakemake.threads)
 estimates = sampling.estimates_table(fits, sampled, diagnostics, exact_summary, level=p.level)
 inputs = dict(snakemake.input.items())
 config = {"priors": dict(p.priors), "sampler": dict(p.sampler), "gate": dict(p.gate), "max_k": p.max_k,

@@ -14,14 +14,17 @@ errors (ArviZ ``mcse(method="quantile")``). A fit that fails the convergence gat
 certification is sampled once more (seed + 1, more tuning and draws); if it fails again it is
 reported from the exact posterior with a flag. Nothing is withheld and the run never stops.
 
-Back ends: ``nutpie`` (Rust NUTS on a numba-compiled log density) when installed, else PyMC's
-own NUTS on PyTensor's C back end (``pymc``).
+Back ends (``bayes.sampler.backend``): ``blackjax``, the default, samples the PyMC model's
+log density through PyTensor's JAX linker with BlackJAX's NUTS, one XLA compilation per model
+shape reused by every fit; ``pymc`` is PyMC's own NUTS on PyTensor's C back end (no JAX, about
+ten times slower per fit). Measured figures of both, and of nutpie, are in benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +33,9 @@ from scipy import special
 
 from .priors import BN, HalfCauchy, HalfNormal
 
-BUCKETS = (4, 8, 16, 32, 64, 128, 256, 512)
+# Padded sizes: a fit of k studies is sampled at the first size >= k, a function of its own k
+# only (so its draws do not depend on the other fits); few sizes, few compilations.
+BUCKETS = (16, 64, 256)
 MODEL_NAME = {"BN": "binomial-normal", "NN": "normal-normal"}
 STORED = ["mu", "tau", "theta", "theta_new"]
 DIAGNOSTIC_COLUMNS = [
@@ -40,7 +45,11 @@ DIAGNOSTIC_COLUMNS = [
 
 
 def _quiet_pytensor():
-    """No BLAS warning: the models here use no matrix product, so PyTensor needs no BLAS."""
+    """No warning a user cannot act on: PyTensor's missing BLAS (the models here use no matrix
+    product) and ArviZ's notice of its coming 1.0 refactor (our lock pins 0.23)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor", category=FutureWarning)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "blas__ldflags" not in flags:
         os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, "blas__ldflags=") if f)
@@ -163,29 +172,133 @@ def tau_family(prior):
 # Back ends: compile once, sample many
 # ---------------------------------------------------------------------------------------------
 
-class NutpieBackend:
-    """nutpie's Rust NUTS on a numba-compiled log density; ``with_data`` swaps a fit in."""
+def _jax_sample_function(model, tune, draws):
+    """One jitted JAX function sampling one chain per key of a PyMC model: window adaptation, then NUTS.
 
-    name = "nutpie"
+    The model's log density (its ``pm.Data`` containers turned into function inputs, so one
+    compiled function serves every fit of the same shape) comes from PyTensor's JAX linker, the
+    bridge ``pymc.sampling.jax`` uses; the sampler is BlackJAX's NUTS (Hoffman & Gelman 2014)
+    after Stan's windowed adaptation of step size and diagonal mass matrix, run per chain. Each
+    chain starts at the model's initial point jittered by U(-1, 1), as PyMC's ``jitter+adapt_diag``.
+    """
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    import pytensor.tensor as pt
+    from pytensor.compile import mode
+    from pytensor.graph import FunctionGraph
+    from pytensor.graph.replace import graph_replace
+    from pytensor.link.jax.dispatch import jax_funcify
 
-    def __init__(self):
-        # Numba code loaded from PyTensor's cache is not bit-identical to freshly compiled code,
-        # so a first (cold) and a second (warm) run drew different samples from the same seed;
-        # compiling afresh every run costs little (the cache saved ~30%) and gives the same bytes.
-        import pytensor
+    shared = {v.name: v for v in model.data_vars}
+    inputs = {n: pt.tensor(name=n, dtype=v.dtype, shape=v.type.shape) for n, v in shared.items()}
+    outputs = model.replace_rvs_by_values([model.logp()] + [model[n] for n in STORED])
+    outputs = graph_replace(outputs, {shared[n]: inputs[n] for n in shared}, strict=False)
+    graph = FunctionGraph(list(model.value_vars) + list(inputs.values()), outputs, clone=True)
+    mode.JAX.optimizer.rewrite(graph)
+    fn = jax_funcify(graph)
+    names, data_names = [v.name for v in model.value_vars], list(inputs)
+    start = model.initial_point()
 
-        pytensor.config.numba__cache = False
+    def one_chain(key, data, target_accept):
+        def evaluate(x):
+            return fn(*[x[n] for n in names], *[data[n] for n in data_names])
+
+        def logdensity(x):
+            return evaluate(x)[0]
+
+        k_start, k_tune, k_draw = jax.random.split(key, 3)
+        x0 = {n: jnp.asarray(start[n]) + jax.random.uniform(jax.random.fold_in(k_start, i), np.shape(start[n]),
+                                                            minval=-1.0, maxval=1.0)
+              for i, n in enumerate(names)}
+        warmup = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=target_accept)
+        (state, params), _ = warmup.run(k_tune, x0, num_steps=tune)
+        kernel = blackjax.nuts(logdensity, **params).step
+
+        def step(s, k):
+            s, info = kernel(k, s)
+            return s, (s.position, info.is_divergent)
+
+        _, (positions, diverging) = jax.lax.scan(step, state, jax.random.split(k_draw, draws))
+        return jax.vmap(evaluate)(positions)[1:], diverging
+
+    return jax.jit(jax.vmap(one_chain, in_axes=(0, None, None)))
+
+
+class JaxBackend:
+    """BlackJAX NUTS on the PyMC model's JAX log density: compiled once per model shape, reused per fit.
+
+    Chains are sampled in blocks of ``block`` (one compiled function whatever the number of
+    chains asked, e.g. a retry's doubled chains); chain c of a fit always draws from
+    ``fold_in(key(seed), c)``, so a fit's draws depend on its seed and data only, not on the
+    thread or the order it runs in. XLA's compiled code is kept in a per-user cache
+    (``$XDG_CACHE_HOME/singlearm/jax``): a rerun skips the compilation and draws the same numbers.
+    Thread-safe once :meth:`prepare` has compiled every shape: fits can be sampled in parallel.
+    """
+
+    name = "blackjax"
+    parallel = True
+
+    def __init__(self, block=4):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "singlearm", "jax")
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        self.block = block
         self._compiled = {}
 
-    def sample(self, key, data, *, seed, chains, draws, tune, target_accept):
-        import nutpie
+    def _keys(self, seed, n):
+        import jax
+        import jax.numpy as jnp
 
-        if key not in self._compiled:
-            self._compiled[key] = nutpie.compile_pymc_model(build_model(*key), backend="numba")
-        compiled = self._compiled[key].with_data(**data)
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, cores=chains,
-                              progress_bar=False, target_accept=target_accept)
-        return idata.posterior, idata.sample_stats["diverging"].values
+        root = jax.random.key(seed)
+        return jnp.stack([jax.random.fold_in(root, c) for c in range(n)])
+
+    def prepare(self, shapes, pool=None):
+        """Compile the sampler of every ``(key, tune, draws)`` in ``shapes``.
+
+        PyTensor graphs and JAX tracing are built here, one after the other (PyTensor is not
+        thread-safe); XLA's compilations, which release the GIL, run on ``pool`` meanwhile.
+        """
+        import warnings
+
+        import jax.numpy as jnp
+
+        pending = {}
+        for key, tune, draws in shapes:
+            if (key, tune, draws) in self._compiled or (key, tune, draws) in pending:
+                continue
+            model = build_model(*key)
+            with warnings.catch_warnings():
+                # PyTensor drops its parameter checks under JAX; the models here never need them
+                warnings.filterwarnings("ignore", message="Skipping .* Op")
+                f = _jax_sample_function(model, tune, draws)
+            example = {d.name: jnp.asarray(np.asarray(d.get_value()), dtype=jnp.float64) for d in model.data_vars}
+            lowered = f.lower(self._keys(0, self.block), example, jnp.asarray(0.9, dtype=jnp.float64))
+            pending[(key, tune, draws)] = pool.submit(lowered.compile) if pool else lowered.compile()
+        for shape, compiled in pending.items():
+            self._compiled[shape] = compiled.result() if pool else compiled
+
+    def sample(self, key, data, *, seed, chains, draws, tune, target_accept):
+        import jax.numpy as jnp
+        import xarray as xr
+
+        if (key, tune, draws) not in self._compiled:
+            self.prepare([(key, tune, draws)])
+        f = self._compiled[(key, tune, draws)]
+        data = {n: jnp.asarray(v, dtype=jnp.float64) for n, v in data.items()}
+        keys = self._keys(seed, int(np.ceil(chains / self.block)) * self.block)
+        target = jnp.asarray(target_accept, dtype=jnp.float64)
+        blocks = [f(keys[i:i + self.block], data, target) for i in range(0, len(keys), self.block)]
+        values = [np.concatenate([np.asarray(b[0][j]) for b in blocks])[:chains] for j in range(len(STORED))]
+        diverging = np.concatenate([np.asarray(b[1]) for b in blocks])[:chains]
+        dims = {"mu": ("chain", "draw"), "tau": ("chain", "draw"), "theta": ("chain", "draw", "study"),
+                "theta_new": ("chain", "draw")}
+        post = xr.Dataset({n: (dims[n], v) for n, v in zip(STORED, values)},
+                          coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+        return post, diverging
 
 
 class PymcBackend:
@@ -197,6 +310,10 @@ class PymcBackend:
     """
 
     name = "pymc"
+    parallel = False  # one step method per model, shared: fits run one after the other
+
+    def prepare(self, shapes, pool=None):
+        """Nothing to compile ahead: PyTensor compiles on the first fit of each model."""
 
     def __init__(self):
         self._models, self._steps = {}, {}
@@ -220,20 +337,14 @@ class PymcBackend:
         return idata.posterior, idata.sample_stats["diverging"].values
 
 
-def backend(name="auto"):
-    """A sampler back end by name: ``nutpie``, ``pymc`` or ``auto`` (nutpie when installed)."""
+def backend(name="blackjax"):
+    """A sampler back end by name: ``blackjax`` (the default) or ``pymc``."""
     _quiet_pytensor()  # before anything imports PyTensor
-    if name == "auto":
-        try:
-            import nutpie  # noqa: F401
-            name = "nutpie"
-        except ImportError:
-            name = "pymc"
-    if name == "nutpie":
-        return NutpieBackend()
+    if name == "blackjax":
+        return JaxBackend()
     if name == "pymc":
         return PymcBackend()
-    raise ValueError(f"bayes.sampler.backend: got {name!r}; expected auto, nutpie or pymc")
+    raise ValueError(f"bayes.sampler.backend: got {name!r}; expected blackjax or pymc")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +365,7 @@ class Settings:
     ess_tail_min: float = 400.0
     max_divergences: int = 0
     max_k: int = 200
-    backend: str = "auto"
+    backend: str = "blackjax"
 
     @classmethod
     def from_config(cls, sampler, gate, max_k=None):
@@ -270,6 +381,7 @@ class Settings:
 
 def quantile_mcse(draws, probs):
     """Monte Carlo standard errors of quantiles of (chain, draw) ``draws`` (ArviZ ``mcse``)."""
+    _quiet_pytensor()
     import arviz as az
 
     return np.array([float(az.mcse(draws, method="quantile", prob=p)) for p in probs])
@@ -348,7 +460,7 @@ def _to_posterior(posterior, fit):
     return post.expand_dims(outcome=[fit.outcome], subgroup=[fit.subgroup]).transpose("chain", "draw", ...)
 
 
-def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95, size=None):
+def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95):
     """Sample one fit (and retry once); certify it against its exact posterior.
 
     Parameters
@@ -361,8 +473,6 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
     sampler : NutpieBackend or PymcBackend
     seed : int
         The fit's own seed (:func:`fit_seed`); the retry uses seed + 1.
-    size : int, optional
-        Padded size (default :func:`bucket` of k); one size per run means one compiled model.
 
     Returns
     -------
@@ -377,11 +487,13 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
     # On a decreasing back-transform the interval's lower limit is mu's upper quantile, but
     # quantiles of the reporting-scale draws are certified directly, so no case is needed.
     exact_q = [exact_summary.estimate, exact_summary.ci_low, exact_summary.ci_high]
-    key = (fit.model, tau_family(prior), size or bucket(fit.k))
+    key = (fit.model, tau_family(prior), bucket(fit.k))
     data = fit_data(fit, prior, key[2])
     plans = [dict(seed=seed, chains=settings.chains, draws=settings.draws, tune=settings.tune,
                   target_accept=settings.target_accept),
-             dict(seed=seed + 1, chains=settings.chains, draws=2 * settings.draws, tune=2 * settings.tune,
+             # twice the chains (twice the draws) at a higher target acceptance: a retry reuses the
+             # compiled sampler, where more tuning steps would compile another
+             dict(seed=seed + 1, chains=2 * settings.chains, draws=settings.draws, tune=settings.tune,
                   target_accept=settings.retry_target_accept)]
     for attempt, plan in enumerate(plans, start=1):
         raw, diverging = sampler.sample(key, data, **plan)
@@ -415,7 +527,8 @@ def skipped_row(fit, reason):
     return row
 
 
-def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, progress=None, sampler=None):
+def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, progress=None, sampler=None,
+                 threads=1):
     """Sample every fit with k >= 2 (k <= max_k) on its own; certify each against its exact posterior.
 
     Parameters
@@ -428,33 +541,43 @@ def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, pro
     settings : Settings
     seed : int
     progress : callable, optional
-        ``progress(i, n, fit)`` before each fit.
+        ``progress(i, n, fit)`` as each fit is done.
     sampler : back end, optional
         Default :func:`backend` of ``settings.backend``.
+    threads : int
+        Fits sampled at once (back ends that allow it); each fit's draws depend on its own seed
+        and data only, so the results do not depend on it.
 
     Returns
     -------
     (list of SampledFit, pandas.DataFrame)
         The sampled fits and ``bayes_diagnostics.csv`` (``DIAGNOSTIC_COLUMNS``).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     sampler = sampler or backend(settings.backend)
     todo = [f for f in fits if f.k >= 2]
-    # one padded size per model in a run: one compiled model each, whatever the mix of k
-    size = {m: bucket(max([f.k for f in todo if f.model == m and f.k <= settings.max_k], default=2))
-            for m in ("BN", "NN")}
+    sampled = [f for f in todo if f.k <= settings.max_k]
+    workers = max(1, min(threads, os.cpu_count() or 1, len(sampled))) if getattr(sampler, "parallel", False) else 1
+    results = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        getattr(sampler, "prepare", lambda shapes, pool: None)(sorted({((f.model, tau_family(main[f.kind]), bucket(f.k)), settings.tune, settings.draws)
+                                for f in sampled}), pool)
+        jobs = {pool.submit(sample_fit, f, main[f.kind], exact_summaries[(f.outcome, f.subgroup)], settings, sampler,
+                            seed=fit_seed(seed, f.outcome, f.subgroup), level=level): f for f in sampled}
+        for done, job in enumerate(as_completed(jobs)):
+            fit = jobs[job]
+            results[(fit.outcome, fit.subgroup)] = job.result()
+            if progress is not None:
+                progress(done, len(sampled), fit)
     out, rows = [], []
-    for i, fit in enumerate(todo):
-        if progress is not None:
-            progress(i, len(todo), fit)
+    for fit in todo:
         if fit.k > settings.max_k:
             rows.append(skipped_row(fit, f"k = {fit.k} > bayes.max_k = {settings.max_k}: NUTS skipped, "
                                          "reported from the exact posterior"))
             continue
-        s = sample_fit(fit, main[fit.kind], exact_summaries[(fit.outcome, fit.subgroup)], settings, sampler,
-                       seed=fit_seed(seed, fit.outcome, fit.subgroup), level=level,
-                       size=size[fit.model])
-        out.append(s)
-        rows.append(s.diagnostics)
+        out.append(results[(fit.outcome, fit.subgroup)])
+        rows.append(out[-1].diagnostics)
     return out, pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
 
 
@@ -470,10 +593,11 @@ def to_inference_data(sampled, backend_name="pymc"):
     post = sampled.posterior.copy()
     post.attrs = {"inference_library": "pymc", "inference_library_version": pymc.__version__,
                   "sampler": backend_name}
-    if backend_name == "nutpie":
-        import nutpie
+    if backend_name == "blackjax":
+        import blackjax
+        import jax
 
-        post.attrs["sampler_version"] = getattr(nutpie, "__version__", "")
+        post.attrs["sampler_version"] = f"blackjax {blackjax.__version__}, jax {jax.__version__}"
     return az.InferenceData(posterior=post)
 
 
