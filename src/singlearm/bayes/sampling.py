@@ -561,8 +561,12 @@ def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, pro
     workers = max(1, min(threads, os.cpu_count() or 1, len(sampled))) if getattr(sampler, "parallel", False) else 1
     results = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        getattr(sampler, "prepare", lambda shapes, pool: None)(sorted({((f.model, tau_family(main[f.kind]), bucket(f.k)), settings.tune, settings.draws)
-                                for f in sampled}), pool)
+        shapes = sorted({((f.model, tau_family(main[f.kind]), bucket(f.k)), settings.tune, settings.draws)
+                         for f in sampled})
+        if hasattr(progress, "say"):
+            progress.say(f"{sampler.name}: compiling {len(shapes)} sampler(s) for {len(sampled)} fit(s) on "
+                         f"{workers} thread(s)")
+        getattr(sampler, "prepare", lambda shapes, pool: None)(shapes, pool)
         jobs = {pool.submit(sample_fit, f, main[f.kind], exact_summaries[(f.outcome, f.subgroup)], settings, sampler,
                             seed=fit_seed(seed, f.outcome, f.subgroup), level=level): f for f in sampled}
         for done, job in enumerate(as_completed(jobs)):

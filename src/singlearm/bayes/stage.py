@@ -232,10 +232,13 @@ def progress_printer(name, stream):
 
     start = time.perf_counter()
 
-    def progress(i, n, fit):
-        line = (f"[{name}] fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k}), "
-                f"{time.perf_counter() - start:.1f} s elapsed")
+    def say(text):
+        line = f"[{name}] {text}, {time.perf_counter() - start:.1f} s elapsed"
         print(line, file=stream, flush=True)
         print(line, file=sys.__stderr__, flush=True)
 
+    def progress(i, n, fit):
+        say(f"fit {i + 1} of {n}: {fit.outcome} / {fit.subgroup} (k = {fit.k})")
+
+    progress.say = say  # free-text steps (e.g. compiling the sampler)
     return progress
