@@ -84,6 +84,7 @@ def _int_or_nan(x):
 # --------------------------------------------------------------------------------------------
 # Tables 1-3: the study sheet and the quality sheets
 # --------------------------------------------------------------------------------------------
+
 def _flag_mean(value, is_mean):
     """The sheet's number, marked ``(mean)`` where the source printed a mean instead of a median."""
     text = fmt.cell_text(value, "g")

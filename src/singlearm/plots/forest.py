@@ -142,7 +142,7 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
             open_upper = has_ci and not fmt.finite(r["ci_high"])   # upper limit not reached
             w = r["weight_overall"]
             events = (f"{fmt.count(r['events'])}/{fmt.count(r['total'])}" if fmt.finite(r["events"])
-                      else (fmt.count(r["total"]) if fmt.finite(r["total"]) else "\u2013"))
+                      else (fmt.count(r["total"]) if fmt.finite(r["total"]) else fmt.DASH))
             rows.append({
                 "kind": "study", "label": str(r["cohort_id"]), "events": events,
                 "est": r["estimate"] * scale if fmt.finite(r["estimate"]) else np.nan,
@@ -150,8 +150,8 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
                 "hi": (np.inf if open_upper else r["ci_high"] * scale) if has_ci else np.nan,
                 "has_ci": has_ci, "weight": float(w) if fmt.finite(w) and has_ci else np.nan,
                 "est_text": _study_text(r, scale, digits, has_ci, open_upper),
-                "weight_text": (f"{float(w):.1f}" if fmt.finite(w) and has_ci
-                                else ("not pooled" if not has_ci else "\u2013")),
+                "weight_text": (fmt.number(w, 1) if fmt.finite(w) and has_ci
+                                else ("not pooled" if not has_ci else fmt.DASH)),
             })
         if multi and lv in pooled and fmt.count(pooled[lv]["k"]) == "1":
             rows.append({"kind": "single", "label": "Subtotal: 1 study, not pooled", "est_text": "", "weight_text": ""})
@@ -165,7 +165,7 @@ def forest_plot(studies, estimates, subgroup_tests=None, *, outcome, method, lab
                 "est": p["estimate"] * scale, "lo": p["ci_low"] * scale, "hi": p["ci_high"] * scale,
                 "est_text": fmt.bracket_interval(p["estimate"] * scale, p["ci_low"] * scale, p["ci_high"] * scale,
                                                  digits),
-                "weight_text": f"{wsum.sum():.1f}" if len(wsum) else "\u2013",
+                "weight_text": fmt.number(wsum.sum(), 1) if len(wsum) else fmt.DASH,
             })
         rows.append({"kind": "blank"})
     overall = pooled.get("overall")
