@@ -159,6 +159,12 @@ def test_subgroup_levels_labels_are_text(tmp_path):
         "my.yaml: key 'subgroup_levels.sts': value ['a']")
 
 
+def test_subgroup_levels_leave_a_missing_subgroup_column_to_the_sheet_check():
+    # cleaning.clean names the file and the missing header; a list of "unknown" values would mislead
+    config = {"subgroup_column": "tumour", "subgroup_levels": {"sts": "Soft-tissue sarcoma"}}
+    configcheck.check_subgroup_levels(config, pd.DataFrame({"study_id": ["a"], "histology": ["sts"]}))
+
+
 def test_the_shipped_subgroup_levels_fit_the_shipped_study_table():
     path = ROOT / "config" / "config.yaml"
     config = configcheck.load_yaml(path)

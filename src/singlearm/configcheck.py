@@ -345,10 +345,10 @@ def check_subgroup_levels(config, studies, files=(), studies_path="the study tab
         ``<file>: key 'subgroup_levels...': ...`` naming the value, the column and the values allowed.
     """
     levels = config.get("subgroup_levels") or {}
-    if not levels:
-        return
     column = config.get("subgroup_column", "histology")
-    values = [str(v) for v in dict.fromkeys(studies[column])] if column in studies.columns else []
+    if not levels or column not in studies.columns:   # a missing column is the sheet check's message
+        return
+    values = [str(v) for v in dict.fromkeys(studies[column])]
     files = [str(f) for f in files]
     listed = [str(k) for k in levels if str(k) != "overall"]   # "overall" may be relabelled, it is no value
     for value in values:
