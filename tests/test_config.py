@@ -211,7 +211,7 @@ def test_workflow_prints_one_line_and_reads_relative_sheet_paths(tmp_path):
     assert bad.stderr.strip().splitlines()[-1] == (
         f"singlearm: {config}: unknown key 'primary_methd' (did you mean 'primary_method'?); valid keys at the "
         "top: bayes, bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, "
-        "seed, sensitivity, subgroup_column")
+        "seed, sensitivity, subgroup_column, subgroup_levels")
     assert len(bad.stderr.strip().splitlines()) <= 2   # the profile's notice, then the message
     config.write_text(config.read_text().replace("primary_methd", "primary_method"))
     good = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path / "run"))
