@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -32,7 +33,8 @@ DATA = "data: {studies: s.csv, extraction: e.csv}\n"
 def test_a_misspelt_top_level_key(tmp_path):
     assert problem(tmp_path, DATA + "primary_methd: PFT-DL\n") == (
         "my.yaml: unknown key 'primary_methd' (did you mean 'primary_method'?); valid keys at the top: bayes, "
-        "bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, seed, sensitivity, subgroup_column")
+        "bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, seed, sensitivity, subgroup_column, "
+        "subgroup_levels")
 
 
 def test_a_misspelt_nested_key(tmp_path):
@@ -125,6 +127,52 @@ def test_the_shipped_configs_pass():
             assert sheet.is_file(), (name, key, sheet)
 
 
+def levels_problem(tmp_path, levels_yaml):
+    """The message check_subgroup_levels gives for a config setting ``subgroup_levels`` over a two-level sheet."""
+    path = tmp_path / "my.yaml"
+    path.write_text(DATA + "subgroup_column: histology\nsubgroup_levels:\n" + levels_yaml)
+    studies = pd.DataFrame({"study_id": ["a", "b", "c"], "histology": ["sts", "bone", "sts"]})
+    with pytest.raises(ConfigError) as info:
+        configcheck.check_subgroup_levels(configcheck.load_yaml(path), studies, [path], "s.csv")
+    return str(info.value).replace(str(path), "my.yaml")
+
+
+def test_subgroup_levels_must_list_every_value_of_the_study_table(tmp_path):
+    assert levels_problem(tmp_path, "  sts: Soft-tissue sarcoma\n  Bone: Bone sarcoma\n") == (
+        "my.yaml: key 'subgroup_levels': s.csv has histology 'bone', which it does not list (did you mean 'Bone'?); "
+        "list every value (sts, bone) with its display label")
+
+
+def test_subgroup_levels_may_not_name_a_value_no_cohort_has(tmp_path):
+    assert levels_problem(tmp_path, "  sts: Soft-tissue sarcoma\n  bone: Bone sarcoma\n  bones: Bones\n") == (
+        "my.yaml: key 'subgroup_levels.bones': no cohort in s.csv has histology 'bones' (did you mean 'bone'?); "
+        "its values are sts, bone")
+
+
+def test_subgroup_levels_give_each_subgroup_its_own_label(tmp_path):
+    assert levels_problem(tmp_path, "  sts: Sarcoma\n  bone: Sarcoma\n") == (
+        "my.yaml: key 'subgroup_levels': label 'Sarcoma' is given to sts and bone; each subgroup needs its own label")
+
+
+def test_subgroup_levels_labels_are_text(tmp_path):
+    assert problem(tmp_path, DATA + "subgroup_levels: {sts: [a]}\n").startswith(
+        "my.yaml: key 'subgroup_levels.sts': value ['a']")
+
+
+def test_subgroup_levels_leave_a_missing_subgroup_column_to_the_sheet_check():
+    # cleaning.clean names the file and the missing header; a list of "unknown" values would mislead
+    config = {"subgroup_column": "tumour", "subgroup_levels": {"sts": "Soft-tissue sarcoma"}}
+    configcheck.check_subgroup_levels(config, pd.DataFrame({"study_id": ["a"], "histology": ["sts"]}))
+
+
+def test_the_shipped_subgroup_levels_fit_the_shipped_study_table():
+    path = ROOT / "config" / "config.yaml"
+    config = configcheck.load_yaml(path)
+    studies = pd.read_csv(configcheck.data_paths(config, [path], ROOT)["studies"])
+    configcheck.check_subgroup_levels(config, studies, [path])
+    assert list(config["subgroup_levels"]) == list(dict.fromkeys(studies["histology"]))
+
+
 def test_prior_families_match_the_bayes_module():
     from singlearm.bayes import priors
     assert configcheck.MU_PRIORS == priors.MU_FAMILIES and configcheck.TAU_PRIORS == priors.TAU_FAMILIES
@@ -163,7 +211,7 @@ def test_workflow_prints_one_line_and_reads_relative_sheet_paths(tmp_path):
     assert bad.stderr.strip().splitlines()[-1] == (
         f"singlearm: {config}: unknown key 'primary_methd' (did you mean 'primary_method'?); valid keys at the "
         "top: bayes, bias, data, frequentist, meta_regression, moderators, outcomes, primary_median_method, primary_method, primary_survival_method, "
-        "seed, sensitivity, subgroup_column")
+        "seed, sensitivity, subgroup_column, subgroup_levels")
     assert len(bad.stderr.strip().splitlines()) <= 2   # the profile's notice, then the message
     config.write_text(config.read_text().replace("primary_methd", "primary_method"))
     good = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path / "run"))

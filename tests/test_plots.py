@@ -165,15 +165,27 @@ def test_forest_headings_in_estimate_order_and_texts():
     # bone before sts in the estimates: bone must be drawn first.
     est = pd.concat([est.iloc[[0, 2, 1]], est.iloc[3:]])
     fig = plots.forest_plot(study_rows(), est, subgroup_test_rows(), outcome="orr", method="PFT-DL", label="ORR")
-    y_bone = text_objs(fig, "Bone sarcoma")[0].get_position()[1]
-    y_sts = text_objs(fig, "Soft-tissue sarcoma")[0].get_position()[1]
-    assert y_bone < y_sts                                    # row 0 is the top row
+    # without labels a level is headed by its own value: the package knows no review's names
+    assert text_objs(fig, "bone")[0].get_position()[1] < text_objs(fig, "sts")[0].get_position()[1]  # row 0 on top
+    assert not text_objs(fig, "Soft-tissue sarcoma")
     drawn = "\n".join(texts(fig))
     assert "Subtotal (k = 2): I\u00b2 = 60.0%, p = 0.110" in drawn
     assert "Subtotal: 1 study, not pooled" in drawn             # k = 1: no I², no diamond
     assert "Overall (k = 3): I\u00b2 = 35.0%, p = 0.210" in drawn
     assert "Test for subgroup differences: Q = 0.08, df = 1, p = 0.783" in drawn
     assert "12.0 [5.0, 21.0]" in drawn
+
+
+def test_forest_headings_follow_the_subgroup_labels_and_their_order():
+    est = estimate_rows()
+    est = pd.concat([est.iloc[[0, 2, 1]], est.iloc[3:]])    # bone first in the estimates ...
+    labels = {"overall": "Overall", "sts": "Soft-tissue sarcoma", "bone": "Bone sarcoma"}   # ... sts first here
+    fig = plots.forest_plot(study_rows(), est, subgroup_test_rows(), outcome="orr", method="PFT-DL", label="ORR",
+                            subgroup_labels=labels)
+    y_bone = text_objs(fig, "Bone sarcoma")[0].get_position()[1]
+    y_sts = text_objs(fig, "Soft-tissue sarcoma")[0].get_position()[1]
+    assert y_sts < y_bone                                    # row 0 is the top row
+    assert not text_objs(fig, "sts") and not text_objs(fig, "bone")
 
 
 def test_forest_k1_overall_prints_one_study_and_draws_no_diamond_or_pi():
@@ -601,7 +613,7 @@ def comparison_rows():
 
 
 def test_method_comparison_two_panels_fixed_method_order():
-    fig = plots.method_comparison(comparison_rows())
+    fig = plots.method_comparison(comparison_rows(), subgroup_labels={"sts": "Soft-tissue sarcoma"})
     assert len(fig.axes) == 2
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from singlearm import tables
+from singlearm import reproduction, tables
 from singlearm.errors import DataError
 
 from conftest import ROOT
@@ -53,27 +53,6 @@ def cells(line):
 
 
 # ------------------------------------------------------------------------------------------
-# formatting
-# ------------------------------------------------------------------------------------------
-
-def test_format_estimate_percent_and_months():
-    assert tables.format_estimate(0.10848, 0.07919, 0.14128, "proportion") == "10.8 (7.9\u201314.1)"
-    assert tables.format_estimate(7.38831, 5.27637, 9.50025, "median") == "7.39 (5.28\u20139.50)"
-    assert tables.format_estimate(0.5, np.nan, np.nan, "proportion") == "50.0"
-    assert math.isnan(tables.format_estimate(np.nan, 0.1, 0.2, "proportion"))
-    # a negative bound (median prediction interval) must not sit next to an en dash
-    assert tables.format_interval(-1.2076, 17.416, "median") == "-1.21 to 17.42"
-    assert tables.format_interval(-0.00001, 0.2, "proportion") == "0.0 to 20.0"
-
-
-def test_format_p():
-    assert tables.format_p(0.0004) == "<0.001"
-    assert tables.format_p(0.49954) == "0.500"
-    assert tables.format_p("<0.01") == "<0.01"
-    assert math.isnan(tables.format_p(np.nan))
-
-
-# ------------------------------------------------------------------------------------------
 # Tables 1-3
 # ------------------------------------------------------------------------------------------
 
@@ -97,8 +76,14 @@ def test_table1_one_row_per_study_and_group_rows_in_sheet_order():
     assert t1.loc[2, "study"] == "" and t1.loc[2, "design"] == "" and t1.loc[2, "endpoints"] == ""
     assert t1.loc[2, "n_male_female"] == "15/14"
     assert t1.loc[2, "age"] == "42 (mean)"
-    assert t1.loc[1, "histology"] == "Bone sarcoma" and t1.loc[2, "histology"] == "Soft tissue sarcoma"
+    # the package knows no review's names: without labels the sheet's values print as they are
+    assert t1.loc[1, "histology"] == "bone" and t1.loc[2, "histology"] == "sts"
     assert pd.isna(t1.loc[1, "follow_up"])
+    labels = {"overall": "Overall", "sts": "Soft-tissue sarcoma", "bone": "Bone sarcoma"}
+    t1 = tables.table1_characteristics(studies, labels)
+    assert t1.loc[1, "histology"] == "Bone sarcoma" and t1.loc[2, "histology"] == "Soft-tissue sarcoma"
+    # labels name the subgroup column's values; another subgroup column leaves histology alone
+    assert tables.table1_characteristics(studies, labels, "design").loc[1, "histology"] == "bone"
 
 
 def test_table2_minors_total_is_the_item_sum_and_a_wrong_total_is_named():
@@ -259,15 +244,15 @@ def reproduction_inputs():
 
 
 def test_published_outcome_maps_adverse_events_by_grade():
-    assert tables.published_outcome("hypertension", "g34") == "ae_g34:hypertension"
-    assert tables.published_outcome("hypertension", "all") == "ae_all:hypertension"
-    assert tables.published_outcome("orr", np.nan) == "orr"
-    assert tables.published_outcome("orr", "") == "orr"
+    assert reproduction.published_outcome("hypertension", "g34") == "ae_g34:hypertension"
+    assert reproduction.published_outcome("hypertension", "all") == "ae_all:hypertension"
+    assert reproduction.published_outcome("orr", np.nan) == "orr"
+    assert reproduction.published_outcome("orr", "") == "orr"
 
 
 def test_reproduction_rows_columns_and_difference_on_fractions():
     published, estimates, coverage, studies = reproduction_inputs()
-    rep = tables.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
+    rep = reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
     assert list(rep.columns[:1]) == ["outcome"]
     required = ["outcome", "grade", "subgroup", "label", "unit", "published_estimate", "published_ci_low",
                 "published_ci_high", "method", "our_estimate", "our_ci_low", "our_ci_high", "difference", "k_ours",
@@ -288,7 +273,7 @@ def test_reproduction_rows_columns_and_difference_on_fractions():
 
 def test_reproduction_k_review_from_endpoints_and_subgroup():
     published, estimates, coverage, studies = reproduction_inputs()
-    rep = tables.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
+    rep = reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
     k = dict(zip(zip(rep["outcome"], rep["subgroup"]), rep["k_review"]))
     assert k[("orr", "overall")] == 3          # aaa, ccc, ddd (ddd once though it has two cohorts)
     assert k[("orr", "sts")] == 2              # aaa and ddd's sts cohort
@@ -303,7 +288,7 @@ def test_reproduction_k_review_from_endpoints_and_subgroup():
 
 def test_reproduction_reasons_and_blanks_where_we_have_no_estimate():
     published, estimates, coverage, studies = reproduction_inputs()
-    rep = tables.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
+    rep = reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
     by = {(o, s): r for o, s, r in zip(rep["outcome"], rep["subgroup"], rep.to_dict("records"))}
     none = by[("pfs_rate_9m", "overall")]
     for col in ("our_estimate", "our_ci_low", "our_ci_high", "difference"):
@@ -333,18 +318,18 @@ def test_reproduction_rejects_unknown_outcome_and_wrong_unit():
     bad = published.copy()
     bad.loc[5, "outcome"] = "hypertension"  # an AE name without a grade
     with pytest.raises(DataError, match=r"row 7, column 'outcome'"):
-        tables.reproduction(bad, estimates, coverage, studies, PROPORTION_METHOD)
+        reproduction.reproduction(bad, estimates, coverage, studies, PROPORTION_METHOD)
     bad = published.copy()
     bad.loc[3, "unit"] = "percent"
     with pytest.raises(DataError, match=r"row 5, column 'unit'.*months"):
-        tables.reproduction(bad, estimates, coverage, studies, PROPORTION_METHOD)
+        reproduction.reproduction(bad, estimates, coverage, studies, PROPORTION_METHOD)
 
 
 def test_reproduction_summary_text():
     published, estimates, coverage, studies = reproduction_inputs()
-    summary = tables.reproduction_summary(
-        tables.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD))
-    assert list(summary.columns) == tables.REPRODUCTION_SUMMARY_COLUMNS
+    summary = reproduction.reproduction_summary(
+        reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD))
+    assert list(summary.columns) == reproduction.REPRODUCTION_SUMMARY_COLUMNS
     assert summary.loc[0, "published"] == "8.8 (6.2\u201311.7)"
     assert summary.loc[0, "ours"] == "10.0 (5.0\u201316.0)"
     assert summary.loc[0, "difference"] == "+1.2 pp"
@@ -396,7 +381,7 @@ def test_reproduction_on_the_real_files():
     estimates = pd.read_csv(POOLED)
     coverage = pd.read_csv(ROOT / "data" / "processed" / "outcome_coverage.csv")
     studies = pd.read_csv(ROOT / "data" / "raw" / "study_characteristics.csv")
-    rep = tables.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
+    rep = reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
     assert len(rep) == len(published)
     assert rep["reason"].str.len().gt(0).all()
     orr = rep[(rep["outcome"] == "orr") & (rep["subgroup"] == "overall")]

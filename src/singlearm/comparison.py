@@ -10,7 +10,7 @@ side by side with plain-language flags where they disagree.
 import numpy as np
 import pandas as pd
 
-from . import effects, methods, pool
+from . import effects, formatting, methods, pool
 
 BAYES_METHOD = {"proportion": "BAYES-BN", "median": "BAYES-NN", "survival_rate": "BAYES-NN"}
 EXACT_METHOD = {"proportion": "BAYES-BN-EXACT", "median": "BAYES-NN-EXACT", "survival_rate": "BAYES-NN-EXACT"}
@@ -264,11 +264,9 @@ def comparison_view(table):
     Percent for rates, months for medians; the Markdown table of the workflow. A k = 1 fit's
     ``exact`` cell is the study's own posterior (``single study``).
     """
-    from .tables import format_estimate  # one number format for every table
-
     view = table[["outcome", "subgroup", "k"]].copy()
     for slot in SLOT_NAMES:
-        view[slot] = [format_estimate(e, lo, hi, kind) if pd.notna(e) else "" for e, lo, hi, kind in
+        view[slot] = [formatting.format_estimate(e, lo, hi, kind) if pd.notna(e) else "" for e, lo, hi, kind in
                       zip(table[f"{slot}_estimate"], table[f"{slot}_ci_low"], table[f"{slot}_ci_high"], table["kind"])]
     view["flags"] = table["flags"].fillna("")
     return view

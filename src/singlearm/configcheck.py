@@ -322,3 +322,50 @@ def check_moderators(config, studies, files=(), studies_path="the study table"):
                            what=f"study table {studies_path}")
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
+
+
+def check_subgroup_levels(config, studies, files=(), studies_path="the study table"):
+    """Stop at start when ``subgroup_levels`` does not list exactly the study table's subgroup values,
+    or gives two of them one label (their rows would read as one subgroup).
+
+    Parameters
+    ----------
+    config : dict
+        The merged config; nothing is checked when ``subgroup_levels`` is absent or empty.
+    studies : pandas.DataFrame
+        The study table; its ``subgroup_column`` holds each cohort's value.
+    files : sequence of str or Path
+        Config files in load order.
+    studies_path : str
+        Path of the study table, for the message.
+
+    Raises
+    ------
+    ConfigError
+        ``<file>: key 'subgroup_levels...': ...`` naming the value, the column and the values allowed.
+    """
+    levels = config.get("subgroup_levels") or {}
+    column = config.get("subgroup_column", "histology")
+    if not levels or column not in studies.columns:   # a missing column is the sheet check's message
+        return
+    values = [str(v) for v in dict.fromkeys(studies[column])]
+    files = [str(f) for f in files]
+    listed = [str(k) for k in levels if str(k) != "overall"]   # "overall" may be relabelled, it is no value
+    for value in values:
+        if value not in listed:
+            keys = ("subgroup_levels",)
+            raise ConfigError(f"{_source(keys, files)}: key 'subgroup_levels': {studies_path} has {column} "
+                              f"{value!r}, which it does not list{_near(value, listed)}; list every value "
+                              f"({', '.join(values)}) with its display label")
+    for key in listed:
+        if key not in values:
+            keys = ("subgroup_levels", key)
+            raise ConfigError(f"{_source(keys, files)}: key 'subgroup_levels.{key}': no cohort in {studies_path} "
+                              f"has {column} {key!r}{_near(key, values)}; its values are {', '.join(values)}")
+    labels = [str(v).strip() for v in levels.values()]
+    twice = next((lab for lab in labels if labels.count(lab) > 1), None)
+    if twice is not None:
+        keys = ("subgroup_levels",)
+        raise ConfigError(f"{_source(keys, files)}: key 'subgroup_levels': label {twice!r} is given to "
+                          f"{' and '.join(str(k) for k, v in levels.items() if str(v).strip() == twice)}; "
+                          "each subgroup needs its own label")

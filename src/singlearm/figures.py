@@ -9,6 +9,7 @@ the figure shows (for its provenance sidecar; ``None`` for figures drawn from ot
 import pandas as pd
 
 from . import bias, plots
+from . import formatting as fmt
 from . import outcomes as oc
 
 
@@ -28,16 +29,18 @@ def _footnotes(details, outcome, method):
     return notes + [f"Prediction interval: {pi[0]}."] if pi else notes
 
 
-def forest_figures(studies, estimates, subgroup_tests, details, stems, methods):
-    """One forest plot per outcome, by its primary method (``stems``: outcome -> file stem)."""
+def forest_figures(studies, estimates, subgroup_tests, details, stems, methods, subgroup_labels=None):
+    """One forest plot per outcome, by its primary method (``stems``: outcome -> file stem), subgroups
+    headed by ``subgroup_labels`` (:func:`singlearm.formatting.subgroup_labels`)."""
     out = []
     for outcome, stem in stems.items():
         method, kind = methods[outcome], oc.kind(outcome)
         fig = plots.forest_plot(studies[studies["outcome"] == outcome],
                                 estimates[(estimates["outcome"] == outcome) & (estimates["method"] == method)],
                                 subgroup_tests[subgroup_tests["outcome"] == outcome], outcome=outcome,
-                                method=method, label=oc.label(outcome), proportion=kind != oc.MEDIAN,
-                                value_header=VALUE_HEADER[kind], footnotes=_footnotes(details, outcome, method))
+                                method=method, label=fmt.outcome_label(outcome), proportion=kind != oc.MEDIAN,
+                                value_header=VALUE_HEADER[kind], footnotes=_footnotes(details, outcome, method),
+                                subgroup_labels=subgroup_labels)
         out.append((stem, fig, [outcome]))
     return out
 
@@ -46,7 +49,7 @@ def robustness_figures(estimates, leave_one_out, influence, funnel, slugs, metho
     """Funnel, leave-one-out and Baujat plots of each outcome (overall), on its primary method's scale."""
     out = []
     for outcome, slug in slugs.items():
-        method, label = methods[outcome], oc.label(outcome)
+        method, label = methods[outcome], fmt.outcome_label(outcome)
         proportion = oc.kind(outcome) != oc.MEDIAN
 
         def overall(table, o=outcome):
@@ -97,18 +100,19 @@ def bubble_figures(table, points, slugs, moderators):
             text = ""
             if len(slope):
                 r = slope.iloc[0]
-                text = (f"Slope {r['estimate']:.4g} (95% CI {r['ci_lb']:.4g} to {r['ci_ub']:.4g}), p = {r['pval']:.3g}; "
-                        f"QM = {r['qm']:.3g} on {int(r['qm_df'])} df, p = {r['qm_p']:.3g}; R\u00b2 = {r['r2']:.0f}%; "
+                text = (f"Slope {r['estimate']:.4g} (95% CI {r['ci_lb']:.4g} to {r['ci_ub']:.4g}), "
+                        f"{fmt.p_text(r['pval'])}; QM = {r['qm']:.3g} on {int(r['qm_df'])} df, "
+                        f"{fmt.p_text(r['qm_p'])}; R\u00b2 = {r['r2']:.0f}%; "
                         f"{r['method']} (tau\u00b2 by {r['estimator']}, test {r['test']}).")
             if held:
                 text += f" Line: {held}."
-            fig = plots.bubble_plot(study, line, label=oc.label(outcome), moderator=mod,
+            fig = plots.bubble_plot(study, line, label=fmt.outcome_label(outcome), moderator=mod,
                                     scale_label=SCALE_LABELS.get(str(study["scale"].iloc[0]), ""), note=text.strip())
             out.append((bubble_stem(slug, mod), fig, [outcome]))
     return out
 
 
-def comparison_figures(comparison):
+def comparison_figures(comparison, subgroup_labels=None):
     """Every outcome (all cohorts pooled): each method's estimate and interval on one axis.
 
     ``comparison`` is ``frequentist_vs_bayesian.csv`` (one row per outcome x subgroup, a slot
@@ -122,11 +126,12 @@ def comparison_figures(comparison):
             continue
         part = wide[wide[f"{slot}_method"].notna()]
         long.append(pd.DataFrame({"outcome": part["outcome"], "subgroup": part["subgroup"], "kind": part["kind"],
-                                  "label": [oc.label(o) for o in part["outcome"]], "method": part[f"{slot}_method"],
+                                  "label": [fmt.outcome_label(o) for o in part["outcome"]],
+                                  "method": part[f"{slot}_method"],
                                   **{f: part[f"{slot}_{f}"] for f in ("estimate", "ci_low", "ci_high")}}))
     order = {o: i for i, o in enumerate(wide["outcome"])}
     table = pd.concat(long).sort_values("outcome", key=lambda c: c.map(order), kind="stable")
-    return [("frequentist_vs_bayesian", plots.method_comparison(table),
+    return [("frequentist_vs_bayesian", plots.method_comparison(table, subgroup_labels),
              list(dict.fromkeys(table["outcome"])))]
 
 

@@ -1,9 +1,9 @@
-"""The outcome vocabulary: which ids are proportions, survival rates, medians or descriptive fields, and their labels.
+"""The outcome vocabulary: which ids are proportions, survival rates, medians or descriptive fields.
 
 A *proportion* is a count over a denominator (responses, adverse events). A *survival rate*
 (``pfs_rate_*``, ``os_rate_*``, ``pfr_*``) is a Kaplan-Meier landmark estimate: censoring makes
 it something other than x/n, so it is never turned into a count. A *median* is a median
-survival time in months.
+survival time in months. How an outcome reads (its label) is :mod:`singlearm.formatting`.
 """
 
 import re
@@ -17,13 +17,6 @@ _DESCRIPTIVE = {"evaluable", "n_enrolled", "median_age", "median_followup_months
 _MEDIANS = {"median_pfs", "median_os"}
 _PROPORTION = re.compile(r"^(orr|dcr|cr|pr|sd|pd|ae_(all|g34):[a-z0-9_]+)$")
 _SURVIVAL_RATE = re.compile(r"^(pfr_\d+w|pfs_rate_\d+m|os_rate_\d+m)$")
-
-_NAMES = {
-    "orr": "Objective response rate", "dcr": "Disease control rate", "cr": "Complete response",
-    "pr": "Partial response", "sd": "Stable disease", "pd": "Progressive disease",
-    "median_pfs": "Median progression-free survival", "median_os": "Median overall survival",
-}
-
 
 def kind(outcome):
     """Return ``'proportion'``, ``'survival_rate'``, ``'median'`` or ``'descriptive'`` for an outcome id.
@@ -66,23 +59,6 @@ def lists_endpoint(endpoints, outcome):
     if token == "AEs":
         return "AEs" in listed or (outcome.startswith("ae_g34:") and "AEs>=3" in listed)
     return token in listed
-
-
-def label(outcome):
-    """A reader's name for an outcome id, e.g. ``ae_g34:hand_foot_syndrome`` -> ``Hand foot syndrome (grade >= 3)``."""
-    if outcome in _NAMES:
-        return _NAMES[outcome]
-    m = re.match(r"^(pfs|os)_rate_(\d+)m$", outcome)
-    if m:
-        return f"{m.group(2)}-month {m.group(1).upper()} rate"
-    m = re.match(r"^pfr_(\d+)w$", outcome)
-    if m:
-        return f"Progression-free rate at {m.group(1)} weeks"
-    m = re.match(r"^ae_(all|g34):(.+)$", outcome)
-    if m:
-        grade = "any grade" if m.group(1) == "all" else "grade \u2265 3"
-        return f"{m.group(2).replace('_', ' ').capitalize()} ({grade})"
-    return outcome
 
 
 def slug(outcome):

@@ -1,14 +1,14 @@
-"""The review's tables, rebuilt from our sheets and results, and the reproduction of its published numbers.
+"""The review's tables, rebuilt from our sheets and results, and their Markdown rendering.
 
 Every function here takes DataFrames and returns a DataFrame laid out for people to read
 (one ``estimate_ci`` string per estimate, percentages for proportions, months for medians);
 the numbers behind them stay in ``results/tables/pooled_estimates.csv``. :func:`to_markdown`
-renders any of them as a GitHub-flavoured Markdown table with a provenance stamp.
+renders any of them as a GitHub-flavoured Markdown table with a provenance stamp. Numbers and
+names are written by :mod:`singlearm.formatting`, as in the figures; the comparison with the
+review's published numbers is :mod:`singlearm.reproduction`.
 
 Tables 1-5 follow the review (Li et al., Front Oncol 2025): study characteristics, MINORS and
-JBI quality, adverse events, and histology subgroups. :func:`reproduction` sets each estimate
-the review published beside ours by the same method and says in words why they differ; it
-never fills a gap with a number we did not estimate.
+JBI quality, adverse events, and histology subgroups.
 
 Where a function takes ``method``, it is either one method id (``"PFT-DL"``) applied to every
 outcome, or a mapping from outcome kind to method id (``{"proportion": "PFT-DL", "median":
@@ -18,23 +18,18 @@ outcome, or a mapping from outcome kind to method id (``{"proportion": "PFT-DL",
 import math
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
+from . import formatting as fmt
 from . import outcomes as oc
 from .cleaning import sort_key
-from .pool import poolable
 from .errors import DataError
+from .pool import poolable
 from .sheets import ROW_COLUMN
 
-OVERALL = "overall"
-
-# How far ours may lie from the published estimate and still "match": the review prints
-# proportions to 0.1 percentage point and pooled medians to 0.01-0.1 month, so half a
-# percentage point and a tenth of a month are differences a reader would not act on.
-DEFAULT_TOLERANCE = {oc.PROPORTION: 0.005, oc.SURVIVAL_RATE: 0.005, oc.MEDIAN: 0.1}
+OVERALL = fmt.OVERALL
 
 TABLE1_COLUMNS = ["study_id", "study", "design", "registration", "period", "follow_up", "n_male_female",
                   "age", "histology", "line", "endpoints"]
@@ -43,13 +38,6 @@ TABLE5_COLUMNS = ["outcome", "label", "subgroup", "method", "unit", "k", "k_pool
                   "i2", "q_between", "df_between", "p_between", "note"]
 MAIN_COLUMNS = ["outcome", "label", "method", "unit", "k", "k_pooled_of_reporting", "n", "estimate_ci", "pi", "tau2",
                 "i2", "q", "q_df", "q_p", "note"]
-REPRODUCTION_COLUMNS = [
-    "outcome", "grade", "subgroup", "label", "kind", "unit", "scale", "published_estimate", "published_ci_low",
-    "published_ci_high", "published_i2", "published_p", "method", "our_estimate", "our_ci_low", "our_ci_high",
-    "our_i2", "our_p", "difference", "k_ours", "k_review", "k_review_basis", "source", "reason",
-]
-REPRODUCTION_SUMMARY_COLUMNS = ["outcome", "label", "subgroup", "method", "published", "ours", "difference",
-                                "k_ours", "k_review", "reason"]
 
 # Display headers used by to_markdown for the column ids above (columns not listed keep their id).
 HEADERS = {
@@ -66,113 +54,19 @@ HEADERS = {
     "difference": "Ours − published", "k_ours": "k ours", "k_review": "k review", "reason": "Why they differ",
 }
 
-_HISTOLOGY = {"sts": "Soft tissue sarcoma", "bone": "Bone sarcoma", "mixed": "Bone and soft tissue sarcoma"}
-_DASH = "\u2013"
-
-
-# --------------------------------------------------------------------------------------------
-# Number formatting
-# --------------------------------------------------------------------------------------------
-
-def _missing(x):
-    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA or x is pd.NaT
-
-
-def _fixed(x, decimals):
-    """Fixed-point text that never prints a negative zero (``-0.0`` reads as a real sign)."""
-    x = round(float(x), decimals)
-    return f"{x + 0.0:.{decimals}f}"
-
-
-PERCENT_KINDS = {oc.PROPORTION, oc.SURVIVAL_RATE}   # reported in percent; medians in months
-
-
-def _decimals(kind):
-    # Proportions and survival rates are shown in percent to 0.1; medians in months to 0.01, as the review prints them.
-    return 1 if kind in PERCENT_KINDS else 2
-
-
-def _scale(kind):
-    return 100.0 if kind in PERCENT_KINDS else 1.0
-
-
-def format_interval(low, high, kind):
-    """``"7.9–14.1"`` (percent) or ``"5.28–9.50"`` (months); NaN when a bound is missing.
-
-    Parameters
-    ----------
-    low, high : float
-        Bounds on the analysis's reporting scale: fractions for proportions, months for medians.
-    kind : {"proportion", "median"}
-        Outcome kind, as :func:`singlearm.outcomes.kind` returns it.
-
-    Returns
-    -------
-    str or float
-        The interval, joined by an en dash, or by ``" to "`` when a bound is negative (an en dash
-        next to a minus sign is misread); NaN if either bound is missing.
-
-    Notes
-    -----
-    R equivalent: ``sprintf("%.1f\u2013%.1f", 100 * ci.lb, 100 * ci.ub)``.
-    """
-    if _missing(low) or _missing(high):
-        return np.nan
-    d, s = _decimals(kind), _scale(kind)
-    sep = " to " if low < 0 or high < 0 else _DASH
-    return f"{_fixed(low * s, d)}{sep}{_fixed(high * s, d)}"
-
-
-def format_estimate(estimate, low, high, kind):
-    """``"10.9 (7.9–14.1)"`` for a proportion, ``"7.39 (5.28–9.50)"`` for a median in months.
-
-    Parameters
-    ----------
-    estimate, low, high : float
-        Estimate and 95% CI on the reporting scale (fractions for proportions, months for medians).
-    kind : {"proportion", "median"}
-
-    Returns
-    -------
-    str or float
-        The estimate with its interval in brackets, the estimate alone when the interval is
-        missing, or NaN when there is no estimate.
-
-    Notes
-    -----
-    R equivalent: ``sprintf("%.1f (%.1f\u2013%.1f)", 100 * pred, 100 * ci.lb, 100 * ci.ub)``.
-    """
-    if _missing(estimate):
-        return np.nan
-    text = _fixed(estimate * _scale(kind), _decimals(kind))
-    ci = format_interval(low, high, kind)
-    return text if _missing(ci) else f"{text} ({ci})"
-
-
-def format_p(p):
-    """A p-value to 3 decimals, ``"<0.001"`` below that; text (``"<0.01"``) passes through; NaN stays NaN.
-
-    R equivalent: ``format.pval(round(p, 3), eps = 0.001, nsmall = 3)``.
-    """
-    if _missing(p):
-        return np.nan
-    if isinstance(p, str):
-        return p
-    return "<0.001" if p < 0.001 else _fixed(p, 3)
-
 
 # --------------------------------------------------------------------------------------------
 # Helpers on the pooled-estimates table
 # --------------------------------------------------------------------------------------------
 
-def _method_of(outcome, method):
+def method_of(outcome, method):
     """The method id for an outcome: ``method`` itself, or ``method[kind(outcome)]`` for a mapping."""
     if isinstance(method, Mapping):
         return method.get(oc.kind(outcome))
     return method
 
 
-def _fits(estimates):
+def index_fits(estimates):
     """Pooled-estimate rows keyed by (outcome, subgroup, method); a repeated key is an error."""
     keys = ["outcome", "subgroup", "method"]
     dup = estimates.duplicated(subset=keys)
@@ -184,40 +78,28 @@ def _fits(estimates):
 
 
 def _int_or_nan(x):
-    return pd.NA if _missing(x) else int(round(float(x)))
-
-
-def _unit_label(kind):
-    return "%" if kind in PERCENT_KINDS else "months"
+    return pd.NA if fmt.missing(x) else int(round(float(x)))
 
 
 # --------------------------------------------------------------------------------------------
 # Tables 1-3: the study sheet and the quality sheets
 # --------------------------------------------------------------------------------------------
 
-def _text(x, fmt=None):
-    if _missing(x) or (isinstance(x, str) and not x.strip()):
-        return np.nan
-    if fmt == "g":
-        return f"{float(x):g}"
-    return str(x).strip()
-
-
 def _flag_mean(value, is_mean):
     """The sheet's number, marked ``(mean)`` where the source printed a mean instead of a median."""
-    text = _text(value, "g")
-    if _missing(text):
+    text = fmt.cell_text(value, "g")
+    if fmt.missing(text):
         return text
     return f"{text} (mean)" if str(is_mean).strip().lower() in {"yes", "true", "1"} else text
 
 
 def _endpoints(cell):
-    if _missing(cell):
+    if fmt.missing(cell):
         return np.nan
     return ", ".join(e.strip().replace(">=", " ≥ ") for e in str(cell).split(";") if e.strip())
 
 
-def table1_characteristics(studies):
+def table1_characteristics(studies, subgroup_labels=None, subgroup_column="histology"):
     """The review's Table 1: characteristics of the included studies, in sheet order.
 
     A study with several groups (e.g. bone and soft-tissue cohorts reported separately) gets one
@@ -230,6 +112,12 @@ def table1_characteristics(studies):
         The study sheet (``study_characteristics.csv``): ``study_id, author, year, ref, design,
         registration, period_start, period_end, median_followup_months, followup_is_mean, group,
         n_male, n_female, median_age, age_is_mean, histology, line_of_therapy, endpoints``.
+    subgroup_labels : mapping, optional
+        Subgroup value -> display label (:func:`singlearm.formatting.subgroup_labels`), the names
+        the figures print; applied to ``histology`` when it is the ``subgroup_column``. A value
+        it does not list prints as the sheet has it.
+    subgroup_column : str
+        The study-sheet column holding each cohort's subgroup (config ``subgroup_column``).
 
     Returns
     -------
@@ -242,25 +130,26 @@ def table1_characteristics(studies):
     -----
     R equivalent: none (a layout of the sheet, no statistics).
     """
+    labels = dict(subgroup_labels or {}) if subgroup_column == "histology" else {}
     rows = []
     for s in studies.to_dict("records"):
-        ref = _text(s.get("ref"), "g")
-        study = f"{s['author']}, {_text(s['year'], 'g')}" + ("" if _missing(ref) else f" ({ref})")
-        start, end = _text(s.get("period_start")), _text(s.get("period_end"))
-        period = np.nan if _missing(start) and _missing(end) else \
-            f"{'NA' if _missing(start) else start} to {'NA' if _missing(end) else end}"
-        male, female = _text(s.get("n_male"), "g"), _text(s.get("n_female"), "g")
-        histology = _text(s.get("histology"))
-        line = _text(s.get("line_of_therapy"))
+        ref = fmt.cell_text(s.get("ref"), "g")
+        study = f"{s['author']}, {fmt.cell_text(s['year'], 'g')}" + ("" if fmt.missing(ref) else f" ({ref})")
+        start, end = fmt.cell_text(s.get("period_start")), fmt.cell_text(s.get("period_end"))
+        period = np.nan if fmt.missing(start) and fmt.missing(end) else \
+            f"{'NA' if fmt.missing(start) else start} to {'NA' if fmt.missing(end) else end}"
+        male, female = fmt.cell_text(s.get("n_male"), "g"), fmt.cell_text(s.get("n_female"), "g")
+        histology = fmt.cell_text(s.get("histology"))
+        line = fmt.cell_text(s.get("line_of_therapy"))
         rows.append(dict(
-            study_id=s["study_id"], study=study, design=_text(s.get("design")),
-            registration=_text(s.get("registration")), period=period,
+            study_id=s["study_id"], study=study, design=fmt.cell_text(s.get("design")),
+            registration=fmt.cell_text(s.get("registration")), period=period,
             follow_up=_flag_mean(s.get("median_followup_months"), s.get("followup_is_mean")),
-            n_male_female=np.nan if _missing(male) and _missing(female) else
-            f"{'NA' if _missing(male) else male}/{'NA' if _missing(female) else female}",
+            n_male_female=np.nan if fmt.missing(male) and fmt.missing(female) else
+            f"{'NA' if fmt.missing(male) else male}/{'NA' if fmt.missing(female) else female}",
             age=_flag_mean(s.get("median_age"), s.get("age_is_mean")),
-            histology=_HISTOLOGY.get(histology, histology),
-            line=line if _missing(line) else f"{line[0].upper()}{line[1:]} line",
+            histology=histology if fmt.missing(histology) else labels.get(histology, histology),
+            line=line if fmt.missing(line) else f"{line[0].upper()}{line[1:]} line",
             endpoints=_endpoints(s.get("endpoints"))))
     # object dtype: an all-blank column (e.g. no registrations) must still take text cells
     table = pd.DataFrame(rows, columns=TABLE1_COLUMNS, dtype=object)
@@ -271,7 +160,7 @@ def table1_characteristics(studies):
         lead = first.loc[table.at[i, "study_id"]]
         table.at[i, "study"] = ""
         for col in ("design", "registration", "period", "follow_up", "endpoints"):
-            if table.at[i, col] == lead[col] or (_missing(table.at[i, col]) and _missing(lead[col])):
+            if table.at[i, col] == lead[col] or (fmt.missing(table.at[i, col]) and fmt.missing(lead[col])):
                 table.at[i, col] = ""
     return table
 
@@ -281,8 +170,8 @@ def _item_columns(df, skip):
     return [c for c in df.columns if c not in skip and c != ROW_COLUMN and not c.endswith("__text")]
 
 
-def _row_number(record, position):
-    return int(record[ROW_COLUMN]) if ROW_COLUMN in record and not _missing(record[ROW_COLUMN]) else position + 2
+def sheet_row(record, position):
+    return int(record[ROW_COLUMN]) if ROW_COLUMN in record and not fmt.missing(record[ROW_COLUMN]) else position + 2
 
 
 def table2_minors(minors, path="quality_minors.csv"):
@@ -317,11 +206,11 @@ def table2_minors(minors, path="quality_minors.csv"):
         for c in items:
             v = r[c]
             if str(v).strip() not in {"0", "1", "2", "0.0", "1.0", "2.0"}:
-                raise DataError(path, _row_number(r, i), c, v, "a MINORS score of 0, 1 or 2")
+                raise DataError(path, sheet_row(r, i), c, v, "a MINORS score of 0, 1 or 2")
             scores[c] = int(v)
         total = sum(scores.values())
-        if "total" in r and not _missing(r["total"]) and int(r["total"]) != total:
-            raise DataError(path, _row_number(r, i), "total", r["total"],
+        if "total" in r and not fmt.missing(r["total"]) and int(r["total"]) != total:
+            raise DataError(path, sheet_row(r, i), "total", r["total"],
                             f"the sum of items {', '.join(items)} ({total})")
         rows.append(dict(study_id=r["study_id"], **scores, total=total))
     return pd.DataFrame(rows, columns=["study_id", *items, "total"])
@@ -357,9 +246,9 @@ def table3_jbi(jbi, path="quality_jbi.csv"):
     for i, r in enumerate(jbi.to_dict("records")):
         answers = {}
         for c in items:
-            v = "" if _missing(r[c]) else str(r[c]).strip().upper()
+            v = "" if fmt.missing(r[c]) else str(r[c]).strip().upper()
             if v not in {"Y", "N", "U", "NA"}:
-                raise DataError(path, _row_number(r, i), c, r[c], "Y, N, U (unclear) or NA (not applicable)")
+                raise DataError(path, sheet_row(r, i), c, r[c], "Y, N, U (unclear) or NA (not applicable)")
             answers[c] = v
         rows.append(dict(study_id=r["study_id"], **answers, n_yes=sum(v == "Y" for v in answers.values())))
     return pd.DataFrame(rows, columns=["study_id", *items, "n_yes"])
@@ -368,14 +257,6 @@ def table3_jbi(jbi, path="quality_jbi.csv"):
 # --------------------------------------------------------------------------------------------
 # Tables 4-5 and the main results: pooled estimates
 # --------------------------------------------------------------------------------------------
-
-def _ae_name(outcome):
-    """Reader's name of an adverse event without its grade (``ae_g34:hand_foot_syndrome`` -> ``Hand foot syndrome``)."""
-    if outcome.split(":", 1)[1] == "any":
-        return "Any adverse event"
-    return oc.label(outcome).rsplit(" (", 1)[0]
-
-
 def table4_adverse_events(estimates, method):
     """The review's Table 4: pooled incidence of every adverse event, any grade and grade ≥ 3 side by side.
 
@@ -399,20 +280,21 @@ def table4_adverse_events(estimates, method):
     R equivalent: ``metafor::rma(measure="PFT", xi, ni, method="DL")`` per event, back-transformed
     with ``transf.ipft.hm``.
     """
-    fits = _fits(estimates)
+    fits = index_fits(estimates)
     names = sorted({o.split(":", 1)[1] for o, s, m in fits
-                    if o.startswith(("ae_all:", "ae_g34:")) and s == OVERALL and m == _method_of(o, method)})
+                    if o.startswith(("ae_all:", "ae_g34:")) and s == OVERALL and m == method_of(o, method)})
     rows = []
     for name in names:
-        row = dict(ae=_ae_name(f"ae_all:{name}"))
+        row = dict(ae=fmt.ae_name(name))
         for grade in ("all", "g34"):
             outcome = f"ae_{grade}:{name}"
-            f = fits.get((outcome, OVERALL, _method_of(outcome, method)))
+            f = fits.get((outcome, OVERALL, method_of(outcome, method)))
             row |= {f"k_{grade}": pd.NA, f"incidence_{grade}": np.nan, f"i2_{grade}": np.nan, f"p_{grade}": np.nan,
                     f"_est_{grade}": -np.inf}
             if f is not None:
                 row |= {f"k_{grade}": int(f["k"]),
-                        f"incidence_{grade}": format_estimate(f["estimate"], f["ci_low"], f["ci_high"], oc.PROPORTION),
+                        f"incidence_{grade}": fmt.format_estimate(f["estimate"], f["ci_low"], f["ci_high"],
+                                                                  oc.PROPORTION),
                         f"i2_{grade}": f["i2"], f"p_{grade}": f["q_p"], f"_est_{grade}": f["estimate"]}
         rows.append(row)
     rows.sort(key=lambda r: (-r["_est_all"], -r["_est_g34"], r["ae"]))
@@ -425,7 +307,7 @@ def table4_adverse_events(estimates, method):
 def _levels(tests_row, present):
     """Subgroup order: as the between-subgroup test lists its levels (``sts:k=6;bone:k=2``), then the rest."""
     order = []
-    if tests_row is not None and not _missing(tests_row.get("levels")):
+    if tests_row is not None and not fmt.missing(tests_row.get("levels")):
         order = [lv.split(":", 1)[0] for lv in str(tests_row["levels"]).split(";") if lv]
     return [s for s in order if s in present] + sorted(s for s in present if s not in order)
 
@@ -479,21 +361,22 @@ def table5_subgroups(estimates, subgroup_tests, method, analysis=None):
     et al. 2009, ch. 19).
     R equivalent: ``rma(yi = b_g, sei = se_g, method = "EE")$QE`` over the per-subgroup fits.
     """
-    fits = _fits(estimates)
+    fits = index_fits(estimates)
     tests = {(r["outcome"], r["method"]): r for r in subgroup_tests.to_dict("records")}
-    outcomes = sorted({o for o, s, m in fits if s != OVERALL and m == _method_of(o, method)}, key=sort_key)
+    outcomes = sorted({o for o, s, m in fits if s != OVERALL and m == method_of(o, method)}, key=sort_key)
     rows = []
     for outcome in outcomes:
-        m = _method_of(outcome, method)
+        m = method_of(outcome, method)
         kind = oc.kind(outcome)
         test = tests.get((outcome, m))
         present = {s for o, s, mm in fits if o == outcome and mm == m and s != OVERALL}
         for j, sub in enumerate(_levels(test, present)):
             f = fits[(outcome, sub, m)]
             k_text, note = _pooling_note(outcome, sub, f, analysis)
-            row = dict(outcome=outcome, label=oc.label(outcome), subgroup=sub, method=m, unit=_unit_label(kind),
+            row = dict(outcome=outcome, label=fmt.outcome_label(outcome), subgroup=sub, method=m,
+                       unit=fmt.unit_label(kind),
                        k=int(f["k"]), k_pooled_of_reporting=k_text, n=_int_or_nan(f["n"]),
-                       estimate_ci=format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind), i2=f["i2"],
+                       estimate_ci=fmt.format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind), i2=f["i2"],
                        q_between="", df_between="", p_between="", note=note)
             if j == 0:
                 row |= dict(q_between=np.nan, df_between=pd.NA, p_between=np.nan)
@@ -530,311 +413,24 @@ def main_results(estimates, method, analysis=None):
     R equivalent: ``predict(metafor::rma(measure="PFT", xi, ni, method="DL"), transf=transf.ipft.hm,
     targs=list(ni=ni))``.
     """
-    fits = _fits(estimates)
+    fits = index_fits(estimates)
     outcomes = sorted({o for o, s, m in fits if s == OVERALL and not o.startswith("ae_")
-                       and m == _method_of(o, method)}, key=sort_key)
+                       and m == method_of(o, method)}, key=sort_key)
     rows = []
     for outcome in outcomes:
-        m = _method_of(outcome, method)
+        m = method_of(outcome, method)
         kind = oc.kind(outcome)
         f = fits[(outcome, OVERALL, m)]
         k_text, note = _pooling_note(outcome, OVERALL, f, analysis)
-        rows.append(dict(outcome=outcome, label=oc.label(outcome), method=m, unit=_unit_label(kind), k=int(f["k"]),
+        rows.append(dict(outcome=outcome, label=fmt.outcome_label(outcome), method=m, unit=fmt.unit_label(kind),
+                         k=int(f["k"]),
                          k_pooled_of_reporting=k_text, n=_int_or_nan(f["n"]),
-                         estimate_ci=format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind),
-                         pi=format_interval(f["pi_low"], f["pi_high"], kind), tau2=f["tau2"], i2=f["i2"],
+                         estimate_ci=fmt.format_estimate(f["estimate"], f["ci_low"], f["ci_high"], kind),
+                         pi=fmt.format_interval(f["pi_low"], f["pi_high"], kind), tau2=f["tau2"], i2=f["i2"],
                          q=f["q"], q_df=_int_or_nan(f["q_df"]), q_p=f["q_p"], note=note))
     table = pd.DataFrame(rows, columns=MAIN_COLUMNS)
     table["n"] = table["n"].astype("Int64")
     table["q_df"] = table["q_df"].astype("Int64")
-    return table
-
-
-# --------------------------------------------------------------------------------------------
-# Reproduction of the published estimates
-# --------------------------------------------------------------------------------------------
-
-def published_outcome(name, grade):
-    """Our outcome id for a row of the published sheet: (``hypertension``, ``g34``) -> ``ae_g34:hypertension``.
-
-    Parameters
-    ----------
-    name : str
-        The sheet's ``outcome`` cell (an outcome id, or an adverse-event name).
-    grade : str or None
-        ``all`` or ``g34`` for adverse events, blank otherwise.
-
-    Returns
-    -------
-    str
-        The outcome id (not yet checked against the vocabulary; :func:`singlearm.outcomes.kind` does).
-
-    Notes
-    -----
-    R equivalent: ``ifelse(grade == "", outcome, paste0("ae_", grade, ":", outcome))``.
-    """
-    grade = "" if _missing(grade) else str(grade).strip()
-    return f"ae_{grade}:{name}" if grade else str(name)
-
-
-def review_studies(studies, outcome, subgroup=OVERALL, subgroup_column="histology"):
-    """The review's studies whose Table 1 ``endpoints`` list the outcome's endpoint, in sheet order.
-
-    Parameters
-    ----------
-    studies : pandas.DataFrame
-        The study sheet, one row per study cohort.
-    outcome : str
-        Outcome id.
-    subgroup : str
-        ``"overall"`` for all studies, else a level of ``subgroup_column``: only studies with a
-        cohort in that subgroup count.
-    subgroup_column : str
-        Study-sheet column holding each cohort's subgroup (the review's histology).
-
-    Returns
-    -------
-    list of str
-        Study ids, each once.
-
-    Notes
-    -----
-    The same test as the cleaning step's coverage table (:func:`singlearm.outcomes.lists_endpoint`),
-    so ``k_review`` overall equals ``studies_listing_endpoint`` there. R equivalent: none.
-    """
-    rows = studies if subgroup == OVERALL else studies[studies[subgroup_column] == subgroup]
-    ids = [s for s, e in zip(rows["study_id"], rows["endpoints"])
-           if oc.lists_endpoint("" if _missing(e) else str(e), outcome)]
-    return list(dict.fromkeys(ids))
-
-
-def _float(value, path, row, column):
-    if _missing(value) or (isinstance(value, str) and not value.strip()):
-        return np.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DataError(path, row, column, value, "a number or a blank cell") from None
-
-
-def _endpoint_name(outcome):
-    """How a sentence names the outcome's data: ``ORR``, ``median overall survival``, ``3-month PFS rate``."""
-    if outcome in {"orr", "dcr"}:
-        return outcome.upper()
-    text = oc.label(outcome)
-    return text[0].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
-
-
-def _comparison(difference, kind, tol):
-    if kind in PERCENT_KINDS:
-        size, unit, limit = abs(difference) * 100, "percentage points", f"{tol * 100:g} percentage points"
-        shown = _fixed(size, 1)
-    else:
-        size, unit, limit = abs(difference), "months", f"{tol:g} months"
-        shown = _fixed(size, 2)
-    if abs(difference) <= tol + 1e-12:
-        return f"matches within {limit}"
-    return f"ours is {shown} {unit} {'higher' if difference > 0 else 'lower'}"
-
-
-def _coverage_gap(outcome, subgroup, review_ids, without):
-    """The sentence naming the review's studies (listing the endpoint) that the sheet has no data for."""
-    if not without:
-        return None
-    where = "" if subgroup == OVERALL else f"{subgroup} "
-    name = _endpoint_name(outcome)
-    count = f"all {len(review_ids)}" if len(without) == len(review_ids) else f"{len(without)} of the {len(review_ids)}"
-    if outcome.startswith("ae_"):
-        head = (f"{count} {where}studies listing AEs (an upper bound on the review's k: it pooled only studies "
-                f"reporting this event)")
-    else:
-        head = f"{count} {where}studies listing {oc.endpoint(outcome)}"
-    return f"{head} have no {name} data in the extraction sheet (abstracts only): {', '.join(without)}"
-
-
-def reproduction(published, estimates, coverage, studies, method_for, subgroup_column="histology",
-                 tolerance=None, published_path="published_estimates.csv"):
-    """Every estimate the review published beside ours by the same method, with the reason for any gap.
-
-    Parameters
-    ----------
-    published : pandas.DataFrame
-        The published sheet: ``outcome, grade, subgroup, estimate, ci_low, ci_high, i2,
-        p_heterogeneity, unit, source``; ``unit`` is ``percent`` or ``months``; adverse events
-        are named by event (``hypertension``) with ``grade`` ``all`` or ``g34``.
-    estimates : pandas.DataFrame
-        Our pooled estimates (fractions for proportions, months for medians).
-    coverage : pandas.DataFrame
-        Per-outcome coverage from the cleaning step (``outcome_coverage.csv``).
-    studies : pandas.DataFrame
-        The study sheet (its ``endpoints`` and ``subgroup_column`` give the review's k).
-    method_for : mapping
-        Outcome kind -> method id the review used, e.g. ``{"proportion": "PFT-DL", "median":
-        "MEDIAN-DL"}`` (Freeman-Tukey with DerSimonian-Laird; inverse-variance DL on months).
-    subgroup_column : str
-        Study-sheet column whose levels are the published subgroups.
-    tolerance : mapping, optional
-        Kind -> largest |ours − published| called a match (default :data:`DEFAULT_TOLERANCE`:
-        0.005 as a fraction, i.e. 0.5 percentage points; 0.1 months).
-    published_path : str
-        File name used in error messages.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per published row, in sheet order, columns :data:`REPRODUCTION_COLUMNS`:
-
-        - ``unit`` is the published sheet's unit; ``scale`` says what the numbers are on
-          (``fraction`` for percent rows, ``months``): published and our estimates share it;
-        - ``published_p`` is the printed text (``"<0.01"``); ``our_p`` is the p-value of our Q;
-        - ``difference`` = ``our_estimate − published_estimate`` on that scale;
-        - ``k_ours``: cohorts in our pooled estimate, blank when we have none;
-        - ``k_review``: the review's studies whose Table 1 endpoints list the endpoint (within
-          the subgroup for subgroup rows). For adverse events that is the number listing AEs,
-          an upper bound on the studies the review pooled for one event; ``k_review_basis``
-          says which count it is;
-        - ``reason``: in words, whether the estimates match and why they may not.
-
-        Where we have no estimate, our cells and the difference are NaN: nothing is imputed.
-
-    Raises
-    ------
-    DataError
-        For an outcome outside the vocabulary, a unit that does not fit the outcome, or a
-        non-numeric estimate in the published sheet.
-
-    Notes
-    -----
-    R equivalent: ``metafor::rma(measure="PFT", xi, ni, method="DL")`` per published row
-    (proportions); ``metafor::rma(yi = median, sei = (ucl - lcl) / (2 * 1.96), method="DL")``
-    (medians); the comparison itself is a subtraction.
-    """
-    tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
-    fits = _fits(estimates)
-    cov = {r["outcome"]: r for r in coverage.to_dict("records")}
-    rows = []
-    for i, p in enumerate(published.to_dict("records")):
-        r = _row_number(p, i)
-        outcome = published_outcome(p["outcome"], p.get("grade"))
-        try:
-            kind = oc.kind(outcome)
-        except ValueError:
-            raise DataError(published_path, r, "outcome", p["outcome"],
-                            "an outcome id (orr, dcr, median_pfs, ...) or, with grade all/g34, an adverse-event "
-                            "name") from None
-        unit = str(p["unit"]).strip()
-        if unit != ("percent" if kind in PERCENT_KINDS else "months"):
-            raise DataError(published_path, r, "unit", p["unit"],
-                            f"{'percent' if kind in PERCENT_KINDS else 'months'} for {outcome}")
-        subgroup = str(p["subgroup"]).strip()
-        pub = {c: _float(p.get(c), published_path, r, c) for c in ("estimate", "ci_low", "ci_high")}
-        if unit == "percent":
-            # via Decimal, so a printed 8.8% becomes 0.088 and not 0.08800000000000001
-            pub = {c: v if _missing(v) else float(Decimal(repr(v)) / 100) for c, v in pub.items()}
-        method = method_for.get(kind)
-        fit = fits.get((outcome, subgroup, method))
-
-        review_ids = review_studies(studies, outcome, subgroup, subgroup_column)
-        c = cov.get(outcome)
-        missing = set() if c is None or _missing(c["studies_listing_endpoint_without_data"]) else \
-            set(str(c["studies_listing_endpoint_without_data"]).split(";"))
-        without = review_ids if c is None else [s for s in review_ids if s in missing]
-        # Cohorts of the subgroup holding data: exact from coverage overall; within a subgroup,
-        # the subgroup's cohorts whose study lists the endpoint and is not among those without data.
-        if c is None:
-            with_data = 0
-        elif subgroup == OVERALL:
-            with_data = int(c["cohorts_with_data"])
-        else:
-            in_sub = studies[studies[subgroup_column] == subgroup]
-            with_data = sum(1 for s in in_sub["study_id"] if s in review_ids and s not in missing)
-
-        where = "" if subgroup == OVERALL else f" ({subgroup})"
-        reasons = []
-        ours = dict(our_estimate=np.nan, our_ci_low=np.nan, our_ci_high=np.nan, our_i2=np.nan, our_p=np.nan,
-                    difference=np.nan, k_ours=pd.NA)
-        if fit is None:
-            if with_data == 0:
-                reasons.append(f"not estimable: no study in the sheet reports this outcome{where}")
-            elif kind == oc.MEDIAN:
-                who = "the one study" if with_data == 1 else f"none of the {with_data} studies"
-                verb = "prints no" if with_data == 1 else "prints a"
-                reasons.append(f"not estimable: {who} in the sheet reporting this median{where} {verb} 95% CI "
-                               f"(medians are pooled only with one)")
-            else:
-                reasons.append(f"not estimable: no {method} estimate{where} in the pooled results")
-        else:
-            k = int(fit["k"])
-            ours = dict(our_estimate=fit["estimate"], our_ci_low=fit["ci_low"], our_ci_high=fit["ci_high"],
-                        our_i2=fit["i2"], our_p=fit["q_p"], difference=fit["estimate"] - pub["estimate"], k_ours=k)
-            if _missing(pub["estimate"]):
-                reasons.append("no published estimate to compare")
-            else:
-                reasons.append(_comparison(ours["difference"], kind, tol[kind]))
-            if k == 1:
-                reasons.append("k = 1: a single study, not a pooled estimate")
-            if kind == oc.MEDIAN and k < with_data:
-                reasons.append(f"medians pooled only from studies printing a 95% CI ({k} of {with_data} in the sheet)")
-        if kind == oc.SURVIVAL_RATE:
-            reasons.append("the review pooled the Kaplan-Meier percentages as proportions (Freeman-Tukey); ours pools "
-                           "them on the complementary log-log scale with SEs from their CIs (or n), since censoring "
-                           "makes a KM rate something other than x/n")
-        gap = _coverage_gap(outcome, subgroup, review_ids, without)
-        if gap:
-            reasons.append(gap)
-
-        rows.append(dict(
-            outcome=outcome, grade="" if _missing(p.get("grade")) else str(p["grade"]).strip(), subgroup=subgroup,
-            label=oc.label(outcome), kind=kind, unit=unit, scale="fraction" if unit == "percent" else "months",
-            published_estimate=pub["estimate"], published_ci_low=pub["ci_low"], published_ci_high=pub["ci_high"],
-            published_i2=_float(p.get("i2"), published_path, r, "i2"),
-            published_p=np.nan if _missing(p.get("p_heterogeneity")) else str(p["p_heterogeneity"]).strip(),
-            method=method, **ours, k_review=len(review_ids),
-            k_review_basis=("studies listing AEs (upper bound: the review pooled only studies reporting this event)"
-                            if outcome.startswith("ae_") else f"studies listing {oc.endpoint(outcome)}"),
-            source=_text(p.get("source")), reason="; ".join(reasons)))
-    table = pd.DataFrame(rows, columns=REPRODUCTION_COLUMNS)
-    table["k_ours"] = table["k_ours"].astype("Int64")
-    table["k_review"] = table["k_review"].astype("Int64")
-    return table
-
-
-def reproduction_summary(reproduction_table):
-    """The reproduction table for reading: published and our estimate as ``"8.8 (6.2–11.7)"`` text.
-
-    Parameters
-    ----------
-    reproduction_table : pandas.DataFrame
-        As returned by :func:`reproduction`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns :data:`REPRODUCTION_SUMMARY_COLUMNS`; ``difference`` as ``"+2.0 pp"`` or
-        ``"+0.71 months"``; blank (NaN) where there is nothing to show.
-
-    Notes
-    -----
-    R equivalent: none (formatting only).
-    """
-    rows = []
-    for r in reproduction_table.to_dict("records"):
-        kind = r["kind"]
-        diff = r["difference"]
-        if _missing(diff):
-            shown = np.nan
-        elif kind in PERCENT_KINDS:
-            shown = f"{'+' if round(diff * 100, 1) > 0 else ''}{_fixed(diff * 100, 1)} pp"
-        else:
-            shown = f"{'+' if round(diff, 2) > 0 else ''}{_fixed(diff, 2)} months"
-        rows.append(dict(outcome=r["outcome"], label=r["label"], subgroup=r["subgroup"], method=r["method"],
-                         published=format_estimate(r["published_estimate"], r["published_ci_low"],
-                                                   r["published_ci_high"], kind),
-                         ours=format_estimate(r["our_estimate"], r["our_ci_low"], r["our_ci_high"], kind),
-                         difference=shown, k_ours=r["k_ours"], k_review=r["k_review"], reason=r["reason"]))
-    table = pd.DataFrame(rows, columns=REPRODUCTION_SUMMARY_COLUMNS)
-    table["k_ours"] = table["k_ours"].astype("Int64")
-    table["k_review"] = table["k_review"].astype("Int64")
     return table
 
 
@@ -857,7 +453,7 @@ def _positional(x):
 
 def _cell(value, column, na):
     """Text of one cell, chosen by the column's name: p-values, I², τ², counts, Q, anything else."""
-    if _missing(value):
+    if fmt.missing(value):
         return na
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -869,15 +465,15 @@ def _cell(value, column, na):
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
     if _is_p(column):
-        return format_p(x)
+        return fmt.format_p(x)
     if column.startswith("i2") or column.endswith("_i2"):
-        return _fixed(x, 1)
+        return fmt.fixed(x, 1)
     if column.startswith("tau2"):
-        return _fixed(x, 4)
+        return fmt.fixed(x, 4)
     if _is_count(column) and x == round(x):
         return str(int(round(x)))
     if column in {"q", "q_between"} or column.startswith("q_"):
-        return _fixed(x, 2)
+        return fmt.fixed(x, 2)
     return str(int(x)) if x == round(x) and abs(x) < 1e15 else _positional(x)
 
 

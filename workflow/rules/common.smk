@@ -21,6 +21,7 @@ from singlearm import (  # noqa: E402
     codehash,
     comparison,
     configcheck,
+    formatting,
     moderation,
     pool,
     provenance,
@@ -81,9 +82,11 @@ SHEETS = {
 }
 INPUTS = {key: data_path(key) for key in SHEETS}
 TABLES = {key: sheets.read_sheet(path, sheet_schema(SHEETS[key])) for key, path in INPUTS.items() if path}
-# Moderators are study-table columns: a missing, constant or unknown-reference one stops here.
+# Moderators are study-table columns: a missing, constant or unknown-reference one stops here; so
+# does a subgroup_levels that does not list exactly the study table's subgroup values.
 try:
     configcheck.check_moderators(config, TABLES["studies"], CONFIG_FILES, INPUTS["studies"])
+    configcheck.check_subgroup_levels(config, TABLES["studies"], CONFIG_FILES, INPUTS["studies"])
 except configcheck.ConfigError as err:
     sys.exit(f"singlearm: {err}")
 CLEAN = cleaning.clean(
@@ -115,6 +118,8 @@ onsuccess:
 SLUGS = {oc.slug(o): o for o in OUTCOMES}
 # Subgroup levels in the study table's order (sts, bone, mixed for the sarcoma review).
 SUBGROUP_LEVELS = list(dict.fromkeys(TABLES["studies"][config["subgroup_column"]]))
+# Their display labels, "overall" first: the review's names come from config, never from the package.
+SUBGROUP_LABELS = formatting.subgroup_labels(SUBGROUP_LEVELS, config.get("subgroup_levels"))
 
 
 wildcard_constraints:

@@ -18,6 +18,7 @@ rule plot_forest:
     params:
         outcomes={o: f"forest_{oc.slug(o)}" for o in OUTCOMES},
         methods={o: primary_method(o) for o in OUTCOMES},
+        subgroup_labels=SUBGROUP_LABELS,
         stamp=STAMP,
     script:
         "../scripts/plot_figures.py"
@@ -83,6 +84,7 @@ rule plot_method_comparison:
     conda:
         "../../envs/figures.yaml"
     params:
+        subgroup_labels=SUBGROUP_LABELS,
         stamp=STAMP_WITH_BAYES,
     script:
         "../scripts/plot_figures.py"

@@ -22,6 +22,7 @@ rule make_tables:
         methods=PRIMARY_BY_KIND,
         conventions=pool.Conventions.from_settings(config["frequentist"]).caption(),
         subgroup_column=config["subgroup_column"],
+        subgroup_labels=SUBGROUP_LABELS,
         stamp=STAMP,
     script:
         "../scripts/make_tables.py"

@@ -6,7 +6,7 @@ import _src_path  # noqa: F401  (src/ importable in any environment, e.g. --sdm 
 
 import pandas as pd
 
-from singlearm import provenance, tables
+from singlearm import provenance, reproduction, tables
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
@@ -26,18 +26,19 @@ TITLES = {
                      ["published", "estimates", "coverage", "studies", "analysis"]),
 }
 BUILD = {
-    "table1_characteristics": lambda: tables.table1_characteristics(read["studies"]),
+    "table1_characteristics": lambda: tables.table1_characteristics(read["studies"], p.subgroup_labels,
+                                                                    p.subgroup_column),
     "table2_minors": lambda: tables.table2_minors(read["quality_minors"], inputs.get("quality_minors")),
     "table3_jbi": lambda: tables.table3_jbi(read["quality_jbi"], inputs.get("quality_jbi")),
     "table4_adverse_events": lambda: tables.table4_adverse_events(read["estimates"], methods),
     "table5_subgroups": lambda: tables.table5_subgroups(read["estimates"], read["subgroup_tests"], methods,
                                                         read["analysis"]),
     "main_results": lambda: tables.main_results(read["estimates"], methods, read["analysis"]),
-    "reproduction": lambda: tables.reproduction(read["published"], read["estimates"], read["coverage"],
-                                                read["studies"], methods, p.subgroup_column,
-                                                published_path=inputs.get("published")),
+    "reproduction": lambda: reproduction.reproduction(read["published"], read["estimates"], read["coverage"],
+                                                      read["studies"], methods, p.subgroup_column,
+                                                      published_path=inputs.get("published")),
 }
-READABLE = {"reproduction": tables.reproduction_summary}  # the Markdown of these shows a reading form
+READABLE = {"reproduction": reproduction.reproduction_summary}  # the Markdown of these shows a reading form
 CAPTION = (f"Proportions pooled with {methods['proportion']}, Kaplan-Meier rates with {methods['survival_rate']}, "
            f"medians with {methods['median']}; estimates with 95% CI in percent (medians in months). "
            f"{p.conventions}")

@@ -15,11 +15,11 @@ inputs = dict(snakemake.input.items())
 t = {key: pd.read_csv(path, keep_default_na=False, na_values=[""]) for key, path in inputs.items()}
 DRAW = {
     "plot_forest": lambda: figures.forest_figures(t["studies"], t["estimates"], t["subgroup_tests"], t["details"],
-                                                  p.outcomes, p.methods),
+                                                  p.outcomes, p.methods, p.subgroup_labels),
     "plot_robustness": lambda: figures.robustness_figures(t["estimates"], t["leave_one_out"], t["influence"],
                                                           t["funnel"], p.outcomes, p.methods),
     "plot_bubble": lambda: figures.bubble_figures(t["table"], t["points"], p.outcomes, p.moderators),
-    "plot_method_comparison": lambda: figures.comparison_figures(t["comparison"]),
+    "plot_method_comparison": lambda: figures.comparison_figures(t["comparison"], p.subgroup_labels),
     "plot_ae_overview": lambda: figures.ae_figures(t["estimates"], p.method),
     "plot_prisma": lambda: figures.prisma_figures(t["prisma"]),
     "plot_quality": lambda: figures.quality_figures(t.get("quality_minors"), t.get("quality_jbi")),
