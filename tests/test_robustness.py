@@ -13,7 +13,7 @@ import pytest
 from reference_data import issue13_data, issue13_reference, proportion_inputs, reference_table
 from conftest import TOL_CLOSED, TOL_ITERATIVE
 from singlearm.methods import of_kind as methods_of_kind
-from singlearm import pool, robustness, transforms
+from singlearm import robustness
 
 
 REF = reference_table()
@@ -105,20 +105,16 @@ def test_below_min_k_the_tests_are_not_run():
 
 
 def test_leave_one_out_back_transforms_with_the_remaining_n():
-    # hand check: the LOO row omitting study i is the PFT-DL fit of the others, back-transformed
-    # with the harmonic mean of exactly their n (a big study moves the harmonic mean a lot)
-    rows = analysis_rows("orr", pd.DataFrame({"study": ["a", "b", "c", "d"], "events": [2, 5, 9, 40],
-                                              "total": [10, 30, 41, 400]}), "sts")
-    r = robustness.robustness(rows, "orr", method="PFT-DL")
-    keep = rows[rows.cohort_id != "d"]
-    s = pool.analysis_scale(keep, "PFT-DL")
-    from singlearm.fit import rma
-    b = rma(s.yi, s.vi, "DL").b
-    expected = float(transforms.ipft_hm(b, [10, 30, 41]))
-    wrong = float(transforms.ipft_hm(b, [10, 30, 41, 400]))
-    got = r.leave_one_out.query("subgroup == 'overall'").set_index("omitted").loc["d", "estimate"]
-    assert got == pytest.approx(expected, abs=TOL_CLOSED)
-    assert abs(got - wrong) > 1e-4
+    # the LOO row omitting study d is metafor's PFT-DL fit of the other three, back-transformed with the
+    # harmonic mean of exactly their n (a big study moves the harmonic mean a lot): make_reference_tests13.R
+    data = pd.DataFrame({"study": ["a", "b", "c", "d"], "events": [2, 5, 9, 40], "total": [10, 30, 41, 400]})
+    assert data.values.tolist() == issue13_data("loo", "all").values.tolist()
+    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL")
+    row = r.leave_one_out.query("subgroup == 'overall'").set_index("omitted").loc["d"]
+    for col, q in [("estimate", "est_bt"), ("ci_low", "ci_lb_bt"), ("ci_high", "ci_ub_bt"), ("tau2", "tau2")]:
+        assert row[col] == pytest.approx(R13[("loo", "without_d", "PFT-DL", q, "")], abs=TOL_CLOSED), col
+    wrong = R13[("loo", "without_d", "PFT-DL", "est_bt_all_n", "")]
+    assert abs(row["estimate"] - wrong) > 1e-4
 
 
 def test_flags_estimate_outside_full_ci():

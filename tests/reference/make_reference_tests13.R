@@ -1,7 +1,8 @@
 #!/usr/bin/env Rscript
-# Reference values for two tests that used to compute their expected value with the code under test
-# (issue 13, Tests): the PFT-REML-HKSJ row of the comparison table (tests/test_comparison.py) and the
-# scenario refits of the robustness table (tests/test_robustness.py).
+# Reference values for tests that used to compute their expected value with the code under test
+# (issue 13, Tests): the PFT-REML-HKSJ and PFT-DL rows of the comparison table (tests/test_comparison.py),
+# the scenario refits and the leave-one-out back-transform of the robustness tables
+# (tests/test_robustness.py).
 #
 # Run from the repository root:
 #     Rscript tests/reference/make_reference_tests13.R
@@ -85,6 +86,18 @@ for (id in names(kept)) {
   res <- rma(measure = "PFT", xi = events, ni = total, data = d, method = "DL")
   emit_pft("scenarios", id, "PFT-DL", res, d$total)
 }
+
+# ---- test_robustness.py, leave-one-out: omitting the big cohort d moves the harmonic-mean n ----
+loo <- data.frame(study = c("a", "b", "c", "d"), events = c(2, 5, 9, 40), total = c(10, 30, 41, 400))
+emit_data("loo", "all", loo)
+d <- loo[loo$study != "d", ]
+emit_data("loo", "without_d", d)
+# rma(measure = "PFT", xi = events, ni = total, data = d, method = "DL")   (the fit of the other three)
+res <- rma(measure = "PFT", xi = events, ni = total, data = d, method = "DL")
+emit_pft("loo", "without_d", "PFT-DL", res, d$total)
+# the same pooled value back-transformed with every cohort's n, the mistake the test guards against:
+# transf.ipft.hm(b, targs = list(ni = loo$total))
+emit("loo", "without_d", "PFT-DL", "est_bt_all_n", transf.ipft.hm(c(res$beta), targs = list(ni = loo$total)))
 
 write.csv(do.call(rbind, out), file.path(ref_dir, "metafor_tests13_values.csv"), row.names = FALSE, quote = FALSE)
 cat("wrote", nrow(do.call(rbind, out)), "rows\n")
