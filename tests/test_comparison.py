@@ -6,7 +6,7 @@ import pytest
 from conftest import TOL_CLOSED, TOL_ITERATIVE
 from reference_data import issue13_data, issue13_reference
 
-from singlearm import comparison, effects, pool
+from singlearm import comparison, pool
 
 R13 = issue13_reference()
 
@@ -33,9 +33,9 @@ def test_bayes_data_builds_every_fit_with_the_frequentist_standard_errors():
     assert d[d.fit == "orr|bone"]["events"].tolist() == [0.0]  # zero events kept
     med = d[d.fit == "median_pfs|overall"]
     assert med["study"].tolist() == ["a", "b"]  # no CI, no standard error: left out as in the DL pooling
-    yi, vi = effects.median_effects([6.0, 8.0], [4.0, 6.5], [8.0, 9.9])
-    np.testing.assert_allclose(med["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
-    np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], atol=1e-12)
+    # the review's convention, by hand: SE = (upper - lower) / (2 x 1.959964) on months
+    np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], rtol=0,
+                               atol=TOL_CLOSED)
     assert comparison.bayes_data(rows(), ["sts", "bone"], min_k=2)["fit"].nunique() == 4  # k = 1 fits dropped
     assert d.drop_duplicates("fit")["kind"].tolist() == ["proportion"] * 3 + ["median"] * 2
 
@@ -46,10 +46,12 @@ def test_bayes_data_puts_survival_rates_on_log_minus_log():
                          "ci_low": [0.4, 0.25], "ci_high": [0.75, 0.55], "has_ci": True,
                          "se_source": "reported_ci", "source_row": [2, 3]})
     d = comparison.bayes_data(surv, ["sts"])
-    yi, vi, _ = effects.survival_effects([0.6, 0.4], [0.4, 0.25], [0.75, 0.55], [30.0, 50.0])
     overall = d[d.fit == "os_2y|overall"]
     np.testing.assert_allclose(overall["yi"], np.log(-np.log([0.6, 0.4])), rtol=0, atol=TOL_CLOSED)
-    np.testing.assert_allclose(overall["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
+    # by hand: SE = (log(-log l) - log(-log u)) / (2 x 1.959964), the cloglog scale decreasing in S
+    cll = lambda s: np.log(-np.log(np.array(s)))   # noqa: E731
+    np.testing.assert_allclose(overall["sei"], (cll([0.4, 0.25]) - cll([0.75, 0.55])) / (2 * 1.959964), rtol=0,
+                               atol=TOL_CLOSED)
     assert set(d["kind"]) == {"survival_rate"}
 
 
