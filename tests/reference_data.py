@@ -59,3 +59,23 @@ def proportion_inputs():
     """{(dataset, outcome, subgroup): DataFrame(study, events, total)} as make_reference.R builds them."""
     return {(d, o, s): rows[["study", "events", "total"]].astype({"study": str}).reset_index(drop=True)
             for d, o, s, rows in proportion_datasets()}
+
+
+def issue13_reference():
+    """tests/reference/metafor_tests13_values.csv (make_reference_tests13.R) as
+    {(dataset, subgroup, fit, quantity, study): value}; the outcome is always orr."""
+    out = {}
+    with open(REF / "metafor_tests13_values.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["value"] != "":
+                out[(r["dataset"], r["subgroup"], r["fit"], r["quantity"], r["study"])] = float(r["value"])
+    return out
+
+
+def issue13_data(dataset, subgroup):
+    """The studies a make_reference_tests13.R fit ran on: DataFrame(study, events, total)."""
+    ref = issue13_reference()
+    studies = [k[4] for k in ref if k[:4] == (dataset, subgroup, "DATA", "xi")]
+    return pd.DataFrame({"study": studies,
+                         "events": [ref[(dataset, subgroup, "DATA", "xi", s)] for s in studies],
+                         "total": [ref[(dataset, subgroup, "DATA", "ni", s)] for s in studies]})

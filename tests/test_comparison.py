@@ -3,10 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TOL_CLOSED
+from conftest import TOL_CLOSED, TOL_ITERATIVE
+from reference_data import issue13_data, issue13_reference
 
-from singlearm import comparison, effects, pool
+from singlearm import comparison, pool
 
+R13 = issue13_reference()
 
 
 def rows():
@@ -31,9 +33,9 @@ def test_bayes_data_builds_every_fit_with_the_frequentist_standard_errors():
     assert d[d.fit == "orr|bone"]["events"].tolist() == [0.0]  # zero events kept
     med = d[d.fit == "median_pfs|overall"]
     assert med["study"].tolist() == ["a", "b"]  # no CI, no standard error: left out as in the DL pooling
-    yi, vi = effects.median_effects([6.0, 8.0], [4.0, 6.5], [8.0, 9.9])
-    np.testing.assert_allclose(med["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
-    np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], atol=1e-12)
+    # the review's convention, by hand: SE = (upper - lower) / (2 x 1.959964) on months
+    np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], rtol=0,
+                               atol=TOL_CLOSED)
     assert comparison.bayes_data(rows(), ["sts", "bone"], min_k=2)["fit"].nunique() == 4  # k = 1 fits dropped
     assert d.drop_duplicates("fit")["kind"].tolist() == ["proportion"] * 3 + ["median"] * 2
 
@@ -44,10 +46,12 @@ def test_bayes_data_puts_survival_rates_on_log_minus_log():
                          "ci_low": [0.4, 0.25], "ci_high": [0.75, 0.55], "has_ci": True,
                          "se_source": "reported_ci", "source_row": [2, 3]})
     d = comparison.bayes_data(surv, ["sts"])
-    yi, vi, _ = effects.survival_effects([0.6, 0.4], [0.4, 0.25], [0.75, 0.55], [30.0, 50.0])
     overall = d[d.fit == "os_2y|overall"]
     np.testing.assert_allclose(overall["yi"], np.log(-np.log([0.6, 0.4])), rtol=0, atol=TOL_CLOSED)
-    np.testing.assert_allclose(overall["sei"], np.sqrt(vi), rtol=0, atol=TOL_CLOSED)
+    # by hand: SE = (log(-log l) - log(-log u)) / (2 x 1.959964), the cloglog scale decreasing in S
+    cll = lambda s: np.log(-np.log(np.array(s)))   # noqa: E731
+    np.testing.assert_allclose(overall["sei"], (cll([0.4, 0.25]) - cll([0.75, 0.55])) / (2 * 1.959964), rtol=0,
+                               atol=TOL_CLOSED)
     assert set(d["kind"]) == {"survival_rate"}
 
 
@@ -93,10 +97,14 @@ def test_comparison_sets_methods_side_by_side_with_reml_hksj():
     overall = t[t.subgroup == "overall"].set_index("method")
     assert list(overall.index) == ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN"]
     assert t["subgroup"].unique().tolist() == ["overall"]  # only fits with a Bayesian row
-    s = pool.analysis_scale(rows()[rows().outcome == "orr"], "PFT-REML")
-    from singlearm.fit import rma
-    r = rma(s.yi, s.vi, "REML", "knha")
-    assert overall.loc["PFT-REML-HKSJ", "ci_high"] == pytest.approx(float(s.back(r.ci_ub, s.n)), abs=TOL_CLOSED)
+    # metafor on the same four studies (tests/reference/make_reference_tests13.R): REML is iterative
+    orr = rows()[rows().outcome == "orr"]
+    assert orr[["cohort_id", "events", "total"]].values.tolist() == \
+        issue13_data("comparison", "overall").values.tolist()
+    for method, tol in [("PFT-REML-HKSJ", TOL_ITERATIVE), ("PFT-DL", TOL_CLOSED)]:
+        for col, q in [("estimate", "est_bt"), ("ci_low", "ci_lb_bt"), ("ci_high", "ci_ub_bt"), ("tau2", "tau2")]:
+            assert overall.loc[method, col] == pytest.approx(R13[("comparison", "overall", method, q, "")],
+                                                             abs=tol), (method, col)
     dl = overall.loc["PFT-DL"]
     assert dl["width_ratio_to_bayes"] == pytest.approx((dl["ci_high"] - dl["ci_low"]) / 0.16, abs=TOL_CLOSED)
     assert overall.loc["GLMM-ML", "tau2_scale"] == "logit" and dl["tau2_scale"] == "double arcsine"

@@ -13,10 +13,9 @@ import yaml
 from singlearm import cleaning, configcheck, sheets
 from singlearm.configcheck import ConfigError
 
-from conftest import ROOT, SCHEMAS, SHARED
+from conftest import ROOT, SCHEMAS, miller_sheets
 
 SCHEMA = sheets.load_schema(SCHEMAS / "config.schema.yaml")
-MILLER = SHARED / "examples" / "miller1978"
 
 
 def problem(tmp_path, text):
@@ -200,9 +199,7 @@ def snakemake(*args, cwd=ROOT):
 @pytest.mark.workflow
 def test_workflow_prints_one_line_and_reads_relative_sheet_paths(tmp_path):
     review = tmp_path / "review"
-    (review / "sheets").mkdir(parents=True)
-    for name in ("study_characteristics.csv", "extraction.csv"):
-        shutil.copy(MILLER / name, review / "sheets" / name)
+    miller_sheets(review / "sheets")
     config = review / "my.yaml"
     config.write_text("data: {studies: sheets/study_characteristics.csv, extraction: sheets/extraction.csv}\n"
                       "primary_methd: PFT-REML\n")

@@ -12,9 +12,8 @@ import pytest
 
 from singlearm import audit, cleaning, pool, provenance, sheets
 
-from conftest import SCHEMAS, SHARED, edit_csv
+from conftest import SCHEMAS, edit_csv
 
-MILLER = SHARED / "examples" / "miller1978"
 
 
 def read(path, name):
@@ -25,11 +24,11 @@ def read(path, name):
 @pytest.mark.parametrize("text, written", [("=HYPERLINK(\"http://x\",\"p\")", "'=HYPERLINK(\"http://x\",\"p\")"),
                                            ("+1 table", "'+1 table"), ("-see notes", "'-see notes"),
                                            ("@SUM(A1)", "'@SUM(A1)"), ("Table 2", "Table 2"), ("-0.25", "-0.25")])
-def test_formula_like_text_is_neutralised_in_output_csvs(tmp_path, text, written):
+def test_formula_like_text_is_neutralised_in_output_csvs(tmp_path, miller, text, written):
     raw = tmp_path / "extraction.csv"
-    edit_csv(MILLER / "extraction.csv", raw, 2, "location", text)
+    edit_csv(miller / "extraction.csv", raw, 2, "location", text)
     before = raw.read_bytes()
-    result = cleaning.clean(read(raw, "extraction"), read(MILLER / "study_characteristics.csv", "studies"))
+    result = cleaning.clean(read(raw, "extraction"), read(miller / "study_characteristics.csv", "studies"))
     provenance.write_csv(result.analysis, tmp_path / "analysis_data.csv")
     out = pd.read_csv(tmp_path / "analysis_data.csv", dtype=str, keep_default_na=False)
     assert out.loc[0, "location"] == written
@@ -40,9 +39,9 @@ def test_formula_like_text_is_neutralised_in_output_csvs(tmp_path, text, written
 
 # 13. GLMM rows left blank say why.
 @pytest.mark.parametrize("events, reason", [(0, "no"), (None, "every")])
-def test_blank_glmm_rows_carry_the_reason(events, reason):
-    analysis = cleaning.clean(read(MILLER / "extraction.csv", "extraction"),
-                              read(MILLER / "study_characteristics.csv", "studies")).analysis
+def test_blank_glmm_rows_carry_the_reason(miller, events, reason):
+    analysis = cleaning.clean(read(miller / "extraction.csv", "extraction"),
+                              read(miller / "study_characteristics.csv", "studies")).analysis
     analysis["events"] = analysis["total"] if events is None else events
     details = pool.pool_outcome(analysis, "orr").details
     glmm = details[details.method == "GLMM-ML"]
@@ -53,14 +52,14 @@ def test_blank_glmm_rows_carry_the_reason(events, reason):
 
 
 # 14. The stamp: the same sheets and settings give the same digest from any directory.
-def test_stamp_digest_does_not_depend_on_where_the_sheets_are(tmp_path):
+def test_stamp_digest_does_not_depend_on_where_the_sheets_are(tmp_path, miller):
     digests = []
     for place in ("a", "b/c"):
         folder = tmp_path / place
         folder.mkdir(parents=True)
         inputs = {}
         for key, name in (("studies", "study_characteristics.csv"), ("extraction", "extraction.csv")):
-            shutil.copy(MILLER / name, folder / name)
+            shutil.copy(miller / name, folder / name)
             inputs[key] = str(folder / name)
         config = {"data": inputs, "primary_method": "PFT-DL", "seed": 1}
         digests.append(provenance.inputs_digest(inputs, config))

@@ -1,4 +1,4 @@
-"""Tests of singlearm.plots: every figure from small synthetic tables and from the real result tables.
+"""Tests of singlearm.plots: every figure from small synthetic tables and from the test review's result tables.
 
 The figures are checked through their artists (texts, collections and patches, found by gid), so
 the tests say what a reader must see: one label per study, a zero-event study at 0, the
@@ -21,7 +21,6 @@ from matplotlib.colors import to_hex, to_rgba
 from conftest import RAW, ROOT
 from singlearm import plots
 
-TABLES = ROOT / "results" / "tables"
 RED, AMBER, GREEN = plots.STYLE.vermillion, plots.STYLE.orange, plots.STYLE.green
 
 
@@ -43,11 +42,9 @@ def text_objs(fig, s):
     return [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() == s]
 
 
-def real_table(name):
-    path = TABLES / name
-    if not path.exists():
-        pytest.skip(f"{path} not built (run the workflow first)")
-    return pd.read_csv(path)
+def real_table(tables, name):
+    """A result table of the test review's session build (conftest.review_tables)."""
+    return pd.read_csv(tables / name)
 
 
 def study_rows():
@@ -253,10 +250,10 @@ def test_forest_errors_name_the_problem():
                           method="PFT-DL", label="ORR")
 
 
-def test_forest_real_tables_every_outcome():
-    studies = real_table("study_estimates.csv")
-    estimates = real_table("pooled_estimates.csv")
-    tests = real_table("subgroup_tests.csv")
+def test_forest_real_tables_every_outcome(review_tables):
+    studies = real_table(review_tables, "study_estimates.csv")
+    estimates = real_table(review_tables, "pooled_estimates.csv")
+    tests = real_table(review_tables, "subgroup_tests.csv")
     for outcome in pd.unique(studies["outcome"]):
         median = outcome.startswith("median_")
         method = "MEDIAN-DL" if median else "PFT-DL"
@@ -279,10 +276,7 @@ def test_forest_real_tables_every_outcome():
 # ---------------------------------------------------------------------------------------------
 
 def test_prisma_real_counts_every_number_shown():
-    path = RAW / "prisma_counts.csv"
-    if not path.exists():
-        pytest.skip("no PRISMA counts sheet")
-    counts = pd.read_csv(path)
+    counts = pd.read_csv(RAW / "prisma_counts.csv")
     fig = plots.prisma_flow(counts)
     drawn = "\n".join(texts(fig))
     for _, r in counts.iterrows():
@@ -364,10 +358,7 @@ def test_quality_errors():
 
 
 def test_quality_real_sheets():
-    minors, jbi = RAW / "quality_minors.csv", RAW / "quality_jbi.csv"
-    if not (minors.exists() and jbi.exists()):
-        pytest.skip("no quality sheets")
-    m, j = pd.read_csv(minors), pd.read_csv(jbi)
+    m, j = pd.read_csv(RAW / "quality_minors.csv"), pd.read_csv(RAW / "quality_jbi.csv")
     fig = plots.quality_grid(m, j)
     (cells,) = by_gid(fig, "minors-cells")
     items = [c for c in m.columns if c not in ("study_id", "total", "note")]
@@ -415,8 +406,8 @@ def test_ae_overview_errors():
         plots.ae_overview(two)
 
 
-def test_ae_overview_real_table():
-    est = real_table("pooled_estimates.csv")
+def test_ae_overview_real_table(review_tables):
+    est = real_table(review_tables, "pooled_estimates.csv")
     est = est[est.method == "PFT-DL"]
     fig = plots.ae_overview(est)
     ae = est[(est.subgroup == "overall") & est.outcome.str.startswith("ae_")]
@@ -483,8 +474,8 @@ def test_funnel_errors():
         plots.funnel_plot([0.1], [0.0], 0.1, label="x", scale_label="y")
 
 
-def test_funnel_real_study_table():
-    studies = real_table("study_estimates.csv")
+def test_funnel_real_study_table(review_tables):
+    studies = real_table(review_tables, "study_estimates.csv")
     s = studies[studies.outcome == "orr"]
     x, n = s.events.to_numpy(), s.total.to_numpy()
     # metafor's PFT (Freeman-Tukey double arcsine) and its variance, written out here on purpose.
@@ -546,14 +537,11 @@ def test_leave_one_out_errors():
         plots.leave_one_out_plot(loo_rows(), pd.concat([full_row(), full_row()]), label="x")
 
 
-def test_leave_one_out_real_table():
-    paths = sorted(TABLES.glob("*leave*one*out*.csv")) if TABLES.exists() else []
-    if not paths:
-        pytest.skip("no leave-one-out table built yet")
-    loo = pd.read_csv(paths[0])
+def test_leave_one_out_real_table(review_tables):
+    loo = real_table(review_tables, "leave_one_out.csv")
     first = loo[(loo.outcome == loo.outcome.iloc[0]) & (loo.subgroup == loo.subgroup.iloc[0])
                 & (loo.method == loo.method.iloc[0])]
-    est = real_table("pooled_estimates.csv")
+    est = real_table(review_tables, "pooled_estimates.csv")
     full = est[(est.outcome == first.outcome.iloc[0]) & (est.subgroup == first.subgroup.iloc[0])
                & (est.method == first.method.iloc[0])]
     fig = plots.leave_one_out_plot(first, full, label=first.outcome.iloc[0],
@@ -650,8 +638,8 @@ def test_method_comparison_accepts_the_comparison_table_layout():
         plots.method_comparison(df.drop(columns="kind"))
 
 
-def test_method_comparison_real_table():
-    est = real_table("pooled_estimates.csv")
+def test_method_comparison_real_table(review_tables):
+    est = real_table(review_tables, "pooled_estimates.csv")
     keep = est[est.method.isin(["PFT-DL", "GLMM-ML", "MEDIAN-DL"]) & est.outcome.isin(["orr", "median_pfs"])]
     table = keep.assign(label=keep.outcome, proportion=~keep.outcome.str.startswith("median_"))
     fig = plots.method_comparison(table)

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reference_data import proportion_inputs, reference_table
+from reference_data import issue13_data, issue13_reference, proportion_inputs, reference_table
 from conftest import TOL_CLOSED, TOL_ITERATIVE
 from singlearm.methods import of_kind as methods_of_kind
-from singlearm import pool, robustness, transforms
+from singlearm import robustness
 
 
 REF = reference_table()
+R13 = issue13_reference()
 SARCOMA = {(o, s): d for (ds, o, s), d in proportion_inputs().items() if ds == "sarcoma"}
 
 
@@ -104,20 +105,16 @@ def test_below_min_k_the_tests_are_not_run():
 
 
 def test_leave_one_out_back_transforms_with_the_remaining_n():
-    # hand check: the LOO row omitting study i is the PFT-DL fit of the others, back-transformed
-    # with the harmonic mean of exactly their n (a big study moves the harmonic mean a lot)
-    rows = analysis_rows("orr", pd.DataFrame({"study": ["a", "b", "c", "d"], "events": [2, 5, 9, 40],
-                                              "total": [10, 30, 41, 400]}), "sts")
-    r = robustness.robustness(rows, "orr", method="PFT-DL")
-    keep = rows[rows.cohort_id != "d"]
-    s = pool.analysis_scale(keep, "PFT-DL")
-    from singlearm.fit import rma
-    b = rma(s.yi, s.vi, "DL").b
-    expected = float(transforms.ipft_hm(b, [10, 30, 41]))
-    wrong = float(transforms.ipft_hm(b, [10, 30, 41, 400]))
-    got = r.leave_one_out.query("subgroup == 'overall'").set_index("omitted").loc["d", "estimate"]
-    assert got == pytest.approx(expected, abs=TOL_CLOSED)
-    assert abs(got - wrong) > 1e-4
+    # the LOO row omitting study d is metafor's PFT-DL fit of the other three, back-transformed with the
+    # harmonic mean of exactly their n (a big study moves the harmonic mean a lot): make_reference_tests13.R
+    data = pd.DataFrame({"study": ["a", "b", "c", "d"], "events": [2, 5, 9, 40], "total": [10, 30, 41, 400]})
+    assert data.values.tolist() == issue13_data("loo", "all").values.tolist()
+    r = robustness.robustness(analysis_rows("orr", data, "sts"), "orr", method="PFT-DL")
+    row = r.leave_one_out.query("subgroup == 'overall'").set_index("omitted").loc["d"]
+    for col, q in [("estimate", "est_bt"), ("ci_low", "ci_lb_bt"), ("ci_high", "ci_ub_bt"), ("tau2", "tau2")]:
+        assert row[col] == pytest.approx(R13[("loo", "without_d", "PFT-DL", q, "")], abs=TOL_CLOSED), col
+    wrong = R13[("loo", "without_d", "PFT-DL", "est_bt_all_n", "")]
+    assert abs(row["estimate"] - wrong) > 1e-4
 
 
 def test_flags_estimate_outside_full_ci():
@@ -168,27 +165,41 @@ SCENARIOS = [
 
 
 def test_scenarios_select_the_right_cohorts():
-    data = pd.DataFrame({"study": list("abcde"), "events": [5, 8, 3, 10, 7], "total": [40, 50, 30, 60, 45]})
+    # metafor's fits of these five cohorts and of the rows each scenario keeps: make_reference_tests13.R
+    data = pd.DataFrame({"study": list("abcde"), "events": [5, 20, 3, 18, 7], "total": [40, 50, 30, 60, 45]})
+    assert data.values.tolist() == issue13_data("scenarios", "all").values.tolist()
     rows = analysis_rows("orr", data, "sts")
     rows["design"] = ["prospective", "prospective", "retrospective", "prospective", "retrospective"]
     rows["derivation"] = ["reported", "from_percent", "arithmetic", "reported", "reported"]
     rows["location"] = ["Abstract", "ASCO Annual Meeting abstract", "Abstract", "Abstract", "Abstract"]
     sc = robustness.robustness(rows, "orr", method="PFT-DL", scenarios=SCENARIOS).scenarios
-    methods = sc[sc.scenario == "all_methods"]
+    methods = sc[sc.scenario == "all_methods"].set_index("method")
     sc = sc[sc.scenario != "all_methods"].set_index("scenario")
-    main = pool.pool_outcome(rows, "orr").estimates
-    assert list(methods["method"]) == methods_of_kind("proportion")
-    assert methods.set_index("method").loc["GLMM-ML", "estimate"] == pytest.approx(
-        main.query("subgroup == 'overall' and method == 'GLMM-ML'")["estimate"].iloc[0], abs=TOL_CLOSED)
+    assert list(methods.index) == methods_of_kind("proportion")
+    # the main estimates by every method: GLMM-ML (iterative) and PFT-DL, the reference of `difference`
+    full = R13[("scenarios", "all", "PFT-DL", "est_bt", "")]
+    for method, tol in [("GLMM-ML", TOL_ITERATIVE), ("PFT-DL", TOL_CLOSED)]:
+        for col, q in [("estimate", "est_bt"), ("ci_low", "ci_lb_bt"), ("ci_high", "ci_ub_bt"), ("tau2", "tau2")]:
+            assert methods.loc[method, col] == pytest.approx(R13[("scenarios", "all", method, q, "")], abs=tol), \
+                (method, col)
+    assert methods.loc["PFT-DL", "difference"] == 0
+    assert methods.loc["GLMM-ML", "difference"] == pytest.approx(
+        R13[("scenarios", "all", "GLMM-ML", "est_bt", "")] - full, abs=TOL_ITERATIVE)
     assert sc.loc["prospective_only", "dropped"] == "c;e"
     assert sc.loc["excluding_rebuilt", "dropped"] == "b"
     assert sc.loc["no_conference", "dropped"] == "b"
-    expected = pool.pool_outcome(rows[rows.design == "prospective"], "orr").estimates
-    expected = expected.query("subgroup == 'overall' and method == 'PFT-DL'").iloc[0]
-    assert sc.loc["prospective_only", "estimate"] == pytest.approx(expected["estimate"], abs=TOL_CLOSED)
-    assert sc.loc["prospective_only", "k"] == 3
-    full = main.query("subgroup == 'overall' and method == 'PFT-DL'")["estimate"].iloc[0]
-    assert sc.loc["prospective_only", "difference"] == pytest.approx(expected["estimate"] - full, abs=TOL_CLOSED)
+    # each scenario: PFT-DL refitted on the kept rows, back-transformed with their harmonic-mean n
+    for scenario in ("prospective_only", "excluding_rebuilt", "no_conference"):
+        kept = issue13_data("scenarios", scenario)
+        assert sc.loc[scenario, "cohorts"] == ";".join(kept["study"])
+        assert sc.loc[scenario, "k"] == R13[("scenarios", scenario, "PFT-DL", "k", "")] == len(kept)
+        assert sc.loc[scenario, "n"] == kept["total"].sum()
+        for col, q in [("estimate", "est_bt"), ("ci_low", "ci_lb_bt"), ("ci_high", "ci_ub_bt"), ("tau2", "tau2"),
+                       ("i2", "i2")]:
+            assert sc.loc[scenario, col] == pytest.approx(R13[("scenarios", scenario, "PFT-DL", q, "")],
+                                                          abs=TOL_CLOSED), (scenario, col)
+        assert sc.loc[scenario, "difference"] == pytest.approx(
+            R13[("scenarios", scenario, "PFT-DL", "est_bt", "")] - full, abs=TOL_CLOSED)
 
 
 def test_scenario_that_leaves_nothing_says_so():

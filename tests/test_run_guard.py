@@ -14,11 +14,10 @@ import time
 import psutil
 import pytest
 
-from conftest import ROOT, SHARED
+from conftest import ROOT, miller_sheets
 
 pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-MILLER = SHARED / "examples" / "miller1978"
 BAYES = "results/tables/bayes_estimates.csv"
 
 
@@ -72,10 +71,7 @@ def test_snakemake_alone_deletes_the_locks_of_a_running_run(tmp_path):
 
 @pytest.fixture
 def miller_dir(tmp_path):
-    raw = tmp_path / "data" / "raw"
-    raw.mkdir(parents=True)
-    for name in ("study_characteristics.csv", "extraction.csv"):
-        (raw / name).write_bytes((MILLER / name).read_bytes())
+    raw = miller_sheets(tmp_path / "data" / "raw")
     # A DCR of 37.5% of 11 patients fits no whole count: the row is not pooled, and the run says so.
     with open(raw / "extraction.csv", "a") as f:
         f.write("miller1,all,dcr,,11,37.5,,,percent,reported,,https://doi.org/10.1080/00031305.1978.10479283,x,\n")

@@ -1,7 +1,7 @@
 """Tests of singlearm.tables: the review's tables, the reproduction table and the Markdown renderer.
 
-Synthetic inputs are small enough to check by hand; one test runs on the workflow's real
-outputs when they exist.
+Synthetic inputs are small enough to check by hand; one test runs on the result tables of the test
+review (.test/), built once per session by conftest.review_tables.
 """
 
 import math
@@ -14,7 +14,6 @@ import pytest
 from singlearm import reproduction, tables
 from singlearm.errors import DataError
 
-from conftest import ROOT
 
 PROPORTION_METHOD = {"proportion": "PFT-DL", "median": "MEDIAN-DL"}
 ESTIMATE_COLUMNS = ["outcome", "subgroup", "method", "k", "n", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
@@ -372,15 +371,13 @@ def test_to_markdown_without_caption_and_with_own_headers():
 # The real files
 # ------------------------------------------------------------------------------------------
 
-POOLED = ROOT / "results" / "tables" / "pooled_estimates.csv"
-
-
-@pytest.mark.skipif(not POOLED.exists(), reason="results/tables/pooled_estimates.csv not built (run the workflow)")
-def test_reproduction_on_the_real_files():
-    published = pd.read_csv(ROOT / "data" / "raw" / "published_estimates.csv")
-    estimates = pd.read_csv(POOLED)
-    coverage = pd.read_csv(ROOT / "data" / "processed" / "outcome_coverage.csv")
-    studies = pd.read_csv(ROOT / "data" / "raw" / "study_characteristics.csv")
+def test_reproduction_on_the_test_review(review_tables):
+    # the test review's session build (conftest.review_tables); its "published" sheet is invented
+    run = review_tables.parents[1]
+    published = pd.read_csv(run / "data" / "raw" / "published_estimates.csv")
+    estimates = pd.read_csv(review_tables / "pooled_estimates.csv")
+    coverage = pd.read_csv(run / "data" / "processed" / "outcome_coverage.csv")
+    studies = pd.read_csv(run / "data" / "raw" / "study_characteristics.csv")
     rep = reproduction.reproduction(published, estimates, coverage, studies, PROPORTION_METHOD)
     assert len(rep) == len(published)
     assert rep["reason"].str.len().gt(0).all()
@@ -389,8 +386,11 @@ def test_reproduction_on_the_real_files():
                      & (estimates["method"] == "PFT-DL")]
     assert len(orr) == 1 and len(ours) == 1
     assert orr["our_estimate"].iloc[0] == ours["estimate"].iloc[0]
-    assert orr["published_estimate"].iloc[0] == pytest.approx(0.088)
-    assert orr["k_review"].iloc[0] == 16
+    assert orr["published_estimate"].iloc[0] == pytest.approx(0.35)   # the sheet's 35.0 percent, as a fraction
+    assert orr["k_review"].iloc[0] == 4 == orr["k_ours"].iloc[0]       # the four Miller cohorts list ORR
+    # the sheet's dcr row has no outcome in the extraction: nothing of ours is shown for it
+    (dcr,) = rep[rep["outcome"] == "dcr"].itertuples()
+    assert pd.isna(dcr.our_estimate) and pd.isna(dcr.difference) and pd.isna(dcr.k_ours)
     # no number where there is no estimate
     blank = rep["our_estimate"].isna()
     assert rep.loc[blank, "difference"].isna().all() and rep.loc[blank, "k_ours"].isna().all()
