@@ -126,8 +126,13 @@ def real_settings(backend):
 @pytest.fixture(scope="module")
 def blackjax(tmp_path_factory):
     """One BlackJAX back end for the module (one compilation), its XLA cache in a scratch directory."""
+    before = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
-    return sampling.backend("blackjax")
+    yield sampling.backend("blackjax")
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME")
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 def assert_certified_or_retried(s):

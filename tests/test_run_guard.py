@@ -96,10 +96,10 @@ def test_second_run_is_refused_kill_leaves_no_orphans_and_the_plain_command_resu
         assert second.returncode == 1
         assert f"another run is using {run_dir.resolve()}: wait for it to finish" in second.stderr
         assert list((run_dir / ".snakemake" / "locks").glob("*.lock"))
-        # 6. kill -9 in the middle of sampling: the job (and any chain processes of a multi-process
-        #    back end) end with the run. The PyMC back end samples chains in the job's own process.
+        # 6. kill -9 once the sampler is being compiled: the job (and any worker processes) end with
+        #    the run. The BlackJAX back end compiles and samples on threads of the job's own process.
         log = run_dir / "results" / "logs" / "fit_bayes.log"
-        wait_for(lambda: log.exists() and "fit 1 of" in log.read_text(), 300, "the sampler to start")
+        wait_for(lambda: log.exists() and "compiling" in log.read_text(), 300, "the sampler to start")
         workers = tree(first.pid)
         first.send_signal(signal.SIGKILL)
         first.wait()
