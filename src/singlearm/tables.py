@@ -530,3 +530,63 @@ def to_markdown(df, title, stamp, caption=None, headers=None, na="\u2013"):
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"_{stamp}_"]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------
+# Which table is built from what (rule make_tables)
+# ------------------------------------------------------------------------------------------
+
+# name -> (title, the inputs it reads)
+TABLES = {
+    "table1_characteristics": ("Table 1. Characteristics of the included studies", ["studies"]),
+    "table2_minors": ("Table 2. Quality of the prospective studies (MINORS)", ["quality_minors"]),
+    "table3_jbi": ("Table 3. Quality of the retrospective studies (JBI case-series checklist)", ["quality_jbi"]),
+    "table4_adverse_events": ("Table 4. Pooled incidence of adverse events, any grade and grade \u2265 3",
+                              ["estimates", "analysis"]),
+    "table5_subgroups": ("Table 5. Subgroup analyses", ["estimates", "subgroup_tests", "analysis"]),
+    "main_results": ("Main results (pooled over all cohorts)", ["estimates", "analysis"]),
+    "reproduction": ("Reproduction of the review's published estimates",
+                     ["published", "estimates", "coverage", "studies", "analysis"]),
+}
+
+
+def build(name, read, paths, *, methods, subgroup_labels=None, subgroup_column="histology"):
+    """One table of :data:`TABLES` and the form its Markdown shows.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`TABLES`.
+    read : dict
+        Input name -> DataFrame (the inputs of :data:`TABLES`).
+    paths : dict
+        Input name -> file path (named in error messages about a sheet's rows).
+    methods : dict
+        Outcome kind -> primary method id.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        The table (written as CSV) and its reading form (written as Markdown).
+    """
+    from . import reproduction  # it builds on this module
+
+    if name == "table1_characteristics":
+        table = table1_characteristics(read["studies"], subgroup_labels, subgroup_column)
+    elif name == "table2_minors":
+        table = table2_minors(read["quality_minors"], paths.get("quality_minors"))
+    elif name == "table3_jbi":
+        table = table3_jbi(read["quality_jbi"], paths.get("quality_jbi"))
+    elif name == "table4_adverse_events":
+        table = table4_adverse_events(read["estimates"], methods)
+    elif name == "table5_subgroups":
+        table = table5_subgroups(read["estimates"], read["subgroup_tests"], methods, read["analysis"])
+    elif name == "main_results":
+        table = main_results(read["estimates"], methods, read["analysis"])
+    elif name == "reproduction":
+        table = reproduction.reproduction(read["published"], read["estimates"], read["coverage"], read["studies"],
+                                          methods, subgroup_column, published_path=paths.get("published"))
+        return table, reproduction.reproduction_summary(table)
+    else:
+        raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLES)}")
+    return table, table
