@@ -49,7 +49,7 @@ def _quiet_pytensor():
     product) and ArviZ's notice of its coming 1.0 refactor (our lock pins 0.23)."""
     import warnings
 
-    warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "blas__ldflags" not in flags:
         os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, "blas__ldflags=") if f)
