@@ -16,6 +16,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from .configcheck import YAML_LOADER
 from .errors import DataError
 
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -30,7 +31,7 @@ _DELIMITERS = {";": "';' (European spreadsheet export)", "\t": "tabs (tab-separa
 def load_schema(path):
     """Load a YAML or JSON schema file into a dict."""
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=YAML_LOADER)
 
 
 def _decode(path, raw):
