@@ -197,12 +197,15 @@ class GridPosterior:
         """Overlap coefficient of tau's prior and posterior, integral of min(prior, posterior) in [0, 1].
 
         1 means the data did not move tau's prior at all (the posterior of tau is its prior).
+        The prior keeps its own normalisation: the grid ends where the posterior's tail does (or,
+        for the Laplace approximation, spans only the posterior's window), and renormalising the
+        prior on it would inflate the prior and the overlap; beyond the grid the posterior has no
+        mass, so min(prior, posterior) adds nothing there.
         """
         if len(self.tau) == 1 or isinstance(self.prior_tau, ZeroTau):
             return float("nan")
         w = _simpson_weights(len(self.u), self.u[1] - self.u[0])
         prior = np.exp(self.prior_tau.logpdf(self.tau) + _log_jacobian(self.u, self.scale))
-        prior /= w @ prior
         post = self.u_density / (w @ self.u_density)
         return float(w @ np.minimum(prior, post))
 
