@@ -72,8 +72,11 @@ def loglik_derivatives(events, total, mu, tau, n_nodes=15):
     R equivalent: the marginal log-likelihood of ``lme4::glmer(cbind(x, n - x) ~ 1 + (1 | study),
     family = binomial, nAGQ = n_nodes)`` at fixed (mu, tau), and its numerical derivatives in mu.
     """
-    x_all = np.asarray(events, dtype=float)
-    n_all = np.asarray(total, dtype=float)
+    # Studies with the same (x, n) have the same integral: each distinct pair is computed once and
+    # counted (thousands of cohorts hold far fewer distinct pairs).
+    pairs, count = np.unique(np.stack([np.asarray(events, float), np.asarray(total, float)], axis=1), axis=0,
+                             return_counts=True)
+    x_all, n_all = pairs[:, 0], pairs[:, 1]
     mu, tau = np.broadcast_arrays(np.atleast_1d(np.asarray(mu, float)), np.atleast_1d(np.asarray(tau, float)))
     out = np.zeros((3, mu.size))
     edge = ((x_all == 0) | (x_all == n_all)) & np.any(tau > 1.0)
@@ -92,7 +95,8 @@ def loglik_derivatives(events, total, mu, tau, n_nodes=15):
             ll = np.where(mask, _place(ll, e, s_ll), ll)
             d1 = np.where(mask, _place(d1, e, sign * s_d1), d1)
             d2 = np.where(mask, _place(d2, e, s_d2), d2)
-        out += np.stack([ll.sum(0), d1.sum(0), d2.sum(0)])
+        c = count[start:start + per, None]
+        out += np.stack([(c * ll).sum(0), (c * d1).sum(0), (c * d2).sum(0)])
     return out[0], out[1], out[2]
 
 
