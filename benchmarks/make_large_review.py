@@ -9,9 +9,9 @@ runs in a scratch directory:
         --directory /tmp/large results/tables/bayes_exact_summary.csv
 
 Each cohort reports three outcomes: ORR and DCR as counts (binomial around logit-normal true
-rates, ORR mean 20%, DCR = ORR + stable disease, about 65%; between-cohort SD 0.5 on the logit) and median PFS in months with
-its 95% CI (log-normal around 6 months, between-cohort SD 0.3 on the log scale; CI from the
-cohort's size). Cohorts fall into three histology subgroups, so the Bayesian stage has 3 outcomes
+rates, ORR mean 20%, DCR = ORR + stable disease, about 65%; between-cohort SD 0.5 on the logit) and
+median PFS in months with its 95% CI (log-normal around 6 months, between-cohort SD 0.3 on the log
+scale; CI from the cohort's size). Cohorts fall into three histology subgroups, so the Bayesian stage has 3 outcomes
 x (overall + 3 subgroups) = 12 fits with k = n/3 .. n. Same seed, same bytes.
 """
 
@@ -62,7 +62,8 @@ def make_review(cohorts, seed=12):
         rows.append(pd.DataFrame({"study_id": ids, "outcome": outcome, "events": events, "total": n, "unit": "count",
                                   "derivation": "reported", **base}))
     rows.append(pd.DataFrame({"study_id": ids, "outcome": "median_pfs", "total": n, "estimate": est.round(2),
-                              "ci_low": (est * np.exp(-1.96 * se)).round(2), "ci_high": (est * np.exp(1.96 * se)).round(2),
+                              "ci_low": (est * np.exp(-1.96 * se)).round(2),
+                              "ci_high": (est * np.exp(1.96 * se)).round(2),
                               "unit": "months", "derivation": "reported", **base}))
     extraction = pd.concat(rows, ignore_index=True).reindex(columns=EXTRACTION_COLUMNS)
     extraction["events"] = extraction["events"].astype("Int64")
