@@ -62,7 +62,7 @@ def test_laplace_matches_the_exact_grid_at_k60(k60):
 
 
 def test_tau_overlap_matches_the_exact_grid(k60):
-    sets, ex, la = k60
+    _, ex, la = k60
     for e, a in zip(ex, la):
         assert a.tau_prior_overlap() == pytest.approx(e.tau_prior_overlap(), abs=5e-3)
 
