@@ -121,3 +121,39 @@ def test_stage_flags_laplace_fits_and_keeps_others_exact():
     # the default keeps every fit of this size exact
     default = stage.run_exact(fits, stage.main_priors(pri)).summary
     assert "BAYES-BN-LAPLACE" not in set(default["method"])
+
+
+def test_normality_gap_accepts_k60_and_rejects_a_half_line_likelihood(k60):
+    sets, _, la = k60
+    x, n = simulated(60, 1)
+    assert laplace.normality_gap(x, n, la[0], sets[0]) < laplace.MAX_GAP
+    zero = np.zeros(60, int)  # no events anywhere: mu's likelihood is a half-line
+    post = laplace.laplace_bn(zero, n, MAIN)
+    assert laplace.normality_gap(zero, n, post, MAIN) > 10 * laplace.MAX_GAP
+
+
+def test_stage_keeps_the_exact_grid_where_laplace_would_be_poor():
+    n = np.array([12, 30, 25, 8, 40, 16, 22, 10])
+    fit = stage.FitData("orr", "overall", priors.BN, tuple(f"s{i}" for i in range(8)), np.zeros(8), n.astype(float),
+                        None, None, EXPIT)
+    res = stage.run_exact([fit], {"proportion": MAIN}, exact_max_k=5)
+    assert set(res.summary["method"]) == {"BAYES-BN-EXACT"}
+    assert res.summary["flags"].str.contains("exact grid although k = 8 > exact_max_k = 5", regex=False).all()
+
+
+def test_laplace_does_not_depend_on_study_order():
+    """Studies are grouped by distinct (x, n): the same studies in another order give the same bytes."""
+    x, n = simulated(300, 4)
+    order = np.random.default_rng(0).permutation(300)
+    a = S.summarise_exact(laplace.laplace_bn(x, n, MAIN), EXPIT, population=True).record()
+    b = S.summarise_exact(laplace.laplace_bn(x[order], n[order], MAIN), EXPIT, population=True).record()
+    assert a == b
+
+
+def test_exact_likelihood_counts_duplicate_studies():
+    """The exact grid's likelihood computes each distinct (x, n) once: against a study-by-study sum."""
+    x = np.array([3, 5, 3, 0, 3, 0, 9])
+    n = np.array([20, 30, 20, 15, 20, 15, 12])
+    mu, tau = np.array([-1.0, 0.2, -2.5]), np.array([0.4, 1.6, 0.0])
+    one_by_one = sum(exact.log_lik_bn([xi], [ni], mu, tau) for xi, ni in zip(x, n))
+    assert exact.log_lik_bn(x, n, mu, tau) == pytest.approx(one_by_one, rel=1e-13)

@@ -481,7 +481,7 @@ def log_lik_bn(events, total, mu, tau, n_nodes=15):
     total_lp = np.zeros(mu.shape)
     safe_tau = np.where(tau > 0, tau, 1.0)
     wide = tau > 1.0
-    for x, n in zip(np.asarray(events, float), np.asarray(total, float)):
+    for (x, n), count in _distinct_pairs(events, total):
         if x in (0.0, n) and wide.any():
             # With no (or only) events the integrand is a step in z of width 1/tau, which
             # Gauss-Hermite cannot integrate for large tau: integrate over theta instead.
@@ -504,8 +504,23 @@ def log_lik_bn(events, total, mu, tau, n_nodes=15):
         terms = log_w + x * eta - n * np.logaddexp(0.0, eta) - 0.5 * zk**2
         top = terms.max(axis=-1)
         agq = top + np.log(np.exp(terms - top[..., None]).sum(axis=-1)) + np.log(scale) - 0.5 * np.log(2 * np.pi)
-        total_lp += agq if edge is None else np.where(wide, edge, agq)
+        term = agq if edge is None else np.where(wide, edge, agq)
+        total_lp += term if count == 1 else count * term
     return total_lp
+
+
+def _distinct_pairs(events, total):
+    """((x, n), count) per distinct study, in order of first appearance.
+
+    Studies with the same (x, n) have the same integral, so each is computed once and counted:
+    thousands of cohorts hold far fewer distinct pairs (a third at 5,000 cohorts, a few hundred
+    for rare events). Order of first appearance and no multiplication for count 1 keep the sum,
+    to the last bit, what it was without duplicates.
+    """
+    counts = {}
+    for x, n in zip(np.asarray(events, float).tolist(), np.asarray(total, float).tolist()):
+        counts[(x, n)] = counts.get((x, n), 0) + 1
+    return list(counts.items())
 
 
 def _log_lik_step(n, mu, tau, nodes=64):

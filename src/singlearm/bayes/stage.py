@@ -15,7 +15,9 @@ Large reviews: a binomial-normal fit with more than ``exact_max_k`` studies (con
 ``bayes.exact_max_k``) is computed, main prior and every sensitivity set alike, by the integrated
 nested Laplace approximation of :mod:`singlearm.bayes.laplace` (the exact grid's cost grows as k x
 grid size); its rows carry the method id ``BAYES-BN-LAPLACE`` and the flag "Laplace approximation,
-k = ... > exact_max_k = ...". Normal-normal fits stay exact at any k (mu is integrated
+k = ... > exact_max_k = ...". Where mu's conditional posterior is too far from normal for it (few
+events or non-events overall; :func:`singlearm.bayes.laplace.normality_gap`), the fit stays on the
+exact grid, flagged so. Normal-normal fits stay exact at any k (mu is integrated
 analytically, so the cost is k x 521 tau nodes: 0.2 s at k = 5,000).
 """
 
@@ -80,17 +82,29 @@ class FitData:
         w = 1.0 / self.vi
         return float(np.sum(w * self.yi) / np.sum(w))
 
-    def laplace(self, exact_max_k):
-        """Whether this fit is computed by the Laplace approximation (binomial-normal, k > exact_max_k)."""
-        return self.model == BN and exact_max_k is not None and self.k > exact_max_k
-
-    def posterior(self, prior_sets, grid=None, exact_max_k=None):
-        """One posterior per prior set: exact, or Laplace above ``exact_max_k`` (:meth:`laplace`)."""
-        if self.laplace(exact_max_k):
-            return laplace.laplace_bn(self.events, self.total, list(prior_sets), grid)
+    def posterior(self, prior_sets, grid=None):
+        """The exact posterior under each prior set."""
         if self.model == BN:
             return exact.exact_bn(self.events, self.total, list(prior_sets), grid)
         return [exact.exact_nn(self.yi, self.vi, p, grid) for p in prior_sets]
+
+    def posterior_for_size(self, prior_sets, grid=None, exact_max_k=None):
+        """One posterior per prior set, its method id, and the note on how they were computed.
+
+        Exact (note ``""``), or, for a binomial-normal fit with k > ``exact_max_k``, the Laplace
+        approximation (:func:`singlearm.bayes.laplace.laplace_bn`) unless its normality gap
+        (:func:`singlearm.bayes.laplace.normality_gap`) exceeds ``laplace.MAX_GAP``: then exact
+        after all (few events or non-events overall, where mu's likelihood is far from normal).
+        """
+        if self.model == BN and exact_max_k is not None and self.k > exact_max_k:
+            posts = laplace.laplace_bn(self.events, self.total, list(prior_sets), grid)
+            gap = laplace.normality_gap(self.events, self.total, posts[0], prior_sets[0])
+            if gap <= laplace.MAX_GAP:
+                return posts, LAPLACE_METHOD, f"Laplace approximation, k = {self.k} > exact_max_k = {exact_max_k}"
+            note = (f"exact grid although k = {self.k} > exact_max_k = {exact_max_k}: mu is too far from "
+                    f"normal for the Laplace approximation (normality gap {gap:.2f} > {laplace.MAX_GAP:g})")
+            return self.posterior(prior_sets, grid), EXACT_METHOD[BN], note
+        return self.posterior(prior_sets, grid), EXACT_METHOD[self.model], ""
 
 
 def fits_from_frame(data, median_scale="months"):
@@ -191,15 +205,14 @@ def run_exact(fits, main, *, level=0.95, thresholds=None, grid=None, progress=No
         else:
             sets = priors.sensitivity_sets(base, centre=fit.centre(),
                                            centre_scale=1.0 if fit.kind != "median" else base.mu.scale / 10)
-        posts = fit.posterior(sets, grid, exact_max_k)
-        method = LAPLACE_METHOD if fit.laplace(exact_max_k) else EXACT_METHOD[fit.model]
+        posts, method, how = fit.posterior_for_size(sets, grid, exact_max_k)
         for j, (prior, post) in enumerate(zip(sets, posts)):
             # the sensitivity variants (j > 0) report what prior_sensitivity.csv shows, no more
             s = summarise_exact(post, fit.back, level=level, thresholds=cuts if j == 0 else (),
                                 population=fit.model == BN and j == 0, shortest=j == 0)
             flags = []
-            if method == LAPLACE_METHOD:
-                flags.append(f"Laplace approximation, k = {fit.k} > exact_max_k = {exact_max_k}")
+            if how:
+                flags.append(how)
             if fit.k == 1:
                 flags.append(f"{SINGLE_STUDY}: the study's own posterior under tau = 0 (not pooled)")
             elif fit.k == 2 or s.tau_prior_overlap >= OVERLAP_DOMINATED:
