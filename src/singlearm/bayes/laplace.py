@@ -316,6 +316,11 @@ def normality_gap(events, total, post, prior, n_nodes=15, z=2.5):
     Returns
     -------
     float
+
+    Notes
+    -----
+    R equivalent: none; the nearest is what ``INLA::inla(control.inla = list(strategy =
+    "simplified.laplace"))`` corrects, the skewness of the Gaussian approximation.
     """
     j = int(np.argmin(np.abs(np.cumsum(post.weight) - 0.5)))
     m = 0.5 * float(post.mu[j, 0] + post.mu[j, -1])
