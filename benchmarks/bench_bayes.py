@@ -6,7 +6,9 @@ run left. Reported: wall time of the process (import, exact posteriors, sampling
 the sampling part, fits sampled, certified, retried. Data: ``real`` (the review's fits from
 data/processed/analysis_data.csv, as the workflow builds them) or ``simulated`` (54 proportion
 fits, k = 1..16, and 6 median fits). If R and brms are installed, the binomial-normal fits are
-also run with brms (one compile, then ``update``) for a ratio.
+also run with brms (one compile, then ``update``; the same priors and draws) in the same run, for the
+ratio of wall times (whole, and sampling only). Every timing is printed with the machine's load
+average (the machine is shared).
 
     .venv/bin/python benchmarks/bench_bayes.py [--data simulated] [--backend pymc nutpie]
 
@@ -29,19 +31,28 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSIS = ROOT / "data" / "processed" / "analysis_data.csv"
 
+# brms fits the same binomial-normal model as our stage, with the same priors and the same number of
+# draws as config/config.yaml's sampler (4 chains x (1000 warm-up + 1000 draws)): the first fit
+# compiles the Stan model, the others reuse it through update(recompile = FALSE), as our stage
+# compiles once and samples many. Each fit's wall time is written; the first includes the compile.
 R_SCRIPT = r"""
 suppressPackageStartupMessages(library(brms))
 args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(args[1], stringsAsFactors = FALSE); out <- args[2]
 pri <- c(prior(normal(0, 2.5), class = Intercept), prior(normal(0, 1), class = sd))
 fits <- unique(d$fit)
+times <- numeric(length(fits))
 t0 <- proc.time()[["elapsed"]]
 first <- brm(events | trials(total) ~ 1 + (1 | study), data = d[d$fit == fits[1], ], family = binomial(),
-             prior = pri, chains = 4, iter = 2200, warmup = 700, seed = 1, refresh = 0, cores = 2)
-t_compile <- proc.time()[["elapsed"]] - t0
-for (f in fits[-1]) invisible(update(first, newdata = d[d$fit == f, ], recompile = FALSE, refresh = 0,
-                                     chains = 4, iter = 2200, warmup = 700, seed = 1, cores = 2))
-write.csv(data.frame(total = proc.time()[["elapsed"]] - t0, compile = t_compile), out, row.names = FALSE)
+             prior = pri, chains = 4, iter = 2000, seed = 1, refresh = 0, cores = 2)
+times[1] <- proc.time()[["elapsed"]] - t0
+for (i in seq_along(fits)[-1]) {
+  t1 <- proc.time()[["elapsed"]]
+  invisible(update(first, newdata = d[d$fit == fits[i], ], recompile = FALSE, refresh = 0, chains = 4,
+                   iter = 2000, seed = 1, cores = 2))
+  times[i] <- proc.time()[["elapsed"]] - t1
+}
+write.csv(data.frame(fit = fits, seconds = times), out, row.names = FALSE)
 """
 
 
@@ -115,24 +126,49 @@ def run(data_csv, backend, env):
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": wall}
 
 
-def brms_ratio(data, stage_seconds):
+def brms_ratio(data, ours, max_k=200):
+    """brms on the binomial-normal fits our stage samples (2 <= k <= max_k), timed in the same run.
+
+    ``ours`` is a cold measurement row of :func:`run` (``wall_s``, ``sampling_s``). Returns the
+    lines to print, or a line saying why there is no comparison (R or brms absent: optional).
+    """
     if shutil.which("Rscript") is None:
-        return "R is absent: no brms comparison"
+        return ["R is absent: no brms comparison"]
     if subprocess.run(["Rscript", "-e", "library(brms)"], capture_output=True).returncode != 0:
-        return "brms is absent (Rscript -e 'library(brms)' failed): no brms comparison"
+        return [("brms is absent (Rscript -e 'library(brms)' failed): no brms comparison "
+                 "(apt-get install r-cran-brms; see README.md, Benchmarks, for the Boost link rstan needs)")]
     prop = data[data["events"].notna()]
-    prop = prop[prop.groupby("fit")["fit"].transform("size") >= 2]
+    size = prop.groupby("fit")["fit"].transform("size")
+    prop = prop[(size >= 2) & (size <= max_k)]
     with tempfile.TemporaryDirectory() as tmp:
         csv, out, script = Path(tmp) / "data.csv", Path(tmp) / "out.csv", Path(tmp) / "bench.R"
         prop[["fit", "study", "events", "total"]].to_csv(csv, index=False)
         script.write_text(R_SCRIPT)
-        done = subprocess.run(["Rscript", str(script), str(csv), str(out)], capture_output=True, text=True)
+        t0 = time.perf_counter()
+        done = subprocess.run(["Rscript", str(script), str(csv), str(out)], capture_output=True, text=True,
+                              check=False)
+        wall = time.perf_counter() - t0
         if done.returncode != 0:
-            return f"brms run failed: {done.stderr[-500:]}"
-        r = pd.read_csv(out).iloc[0]
-    return (f"brms, {prop['fit'].nunique()} proportion fits (k >= 2) one after another: {r['total']:.1f} s "
-            f"(first fit incl. Stan compile {r['compile']:.1f} s); singlearm stage {stage_seconds:.1f} s; "
-            f"ratio brms / singlearm = {r['total'] / stage_seconds:.1f}")
+            return [f"brms run failed: {done.stderr[-500:]}"]
+        r = pd.read_csv(out)
+    n = len(r)
+    # the first fit's time is compile + sampling; its sampling is estimated by the others' median
+    rest = r["seconds"].iloc[1:]
+    per_fit = float(rest.median()) if len(rest) else float("nan")
+    compile_s = float(r["seconds"].iloc[0]) - (per_fit if np.isfinite(per_fit) else 0.0)
+    sampling_s = float(r["seconds"].sum()) - compile_s
+    return [(f"brms {n} binomial-normal fits (2 <= k <= {max_k}), 4 chains x 1000 draws, 2 cores: "
+             f"{wall:.1f} s wall (R start and brms load included); Stan compile ~{compile_s:.1f} s, "
+             f"sampling {sampling_s:.1f} s ({per_fit:.2f} s per fit)"),
+            (f"singlearm cold stage {ours['wall_s']:.1f} s wall (import, exact posteriors, compile, sampling "
+             f"{ours['sampling_s']:.1f} s of {ours['sampled']} fits incl. normal-normal)"),
+            (f"ratio brms / singlearm: whole {wall / ours['wall_s']:.1f}, "
+             f"sampling only {sampling_s / ours['sampling_s']:.1f}")]
+
+
+def load():
+    """The machine's 1-minute load average, reported beside every timing (the machine is shared)."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def main():
@@ -145,6 +181,7 @@ def main():
         print(f"{ANALYSIS.relative_to(ROOT)} not found (run the workflow first); use --data simulated")
         return 1
     rows = []
+    print(load(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "fits.csv"
         data.to_csv(csv, index=False)
@@ -159,9 +196,12 @@ def main():
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.round(1).to_string(index=False))
-    ok = table[table["run"] == "cold"].get("wall_s")
-    if ok is not None and ok.notna().any():
-        print(brms_ratio(data, float(ok.min())))
+    cold = table[(table["run"] == "cold")]
+    if "wall_s" in cold and cold["wall_s"].notna().any():
+        print(f"brms, same run ({load()} before):", flush=True)
+        for line in brms_ratio(data, cold.loc[cold["wall_s"].idxmin()]):
+            print("  " + line)
+    print(f"{load()} at the end")
     print("target: whole stage <= 30 s cold, <= 15 s warm on 2 cores")
     return 0
 

@@ -15,16 +15,19 @@ from . import effects, formatting, methods, pool
 BAYES_METHOD = {"proportion": "BAYES-BN", "median": "BAYES-NN", "survival_rate": "BAYES-NN"}
 EXACT_METHOD = {"proportion": "BAYES-BN-EXACT", "median": "BAYES-NN-EXACT", "survival_rate": "BAYES-NN-EXACT"}
 SINGLE_STUDY = "single study"  # the method label of a k = 1 fit's own posterior under tau = 0 (not pooled)
+# a binomial-normal fit above bayes.exact_max_k: the same posterior by the Laplace approximation (singlearm.bayes.laplace)
+LAPLACE_METHOD = "BAYES-BN-LAPLACE"
 # The frequentist methods set beside the Bayesian one, per kind (PFT-REML-HKSJ: REML with the
 # Hartung-Knapp-Sidik-Jonkman CI, the small-k recommendation of IntHout et al. 2014).
-COMPARED = {"proportion": ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN", "BAYES-BN-EXACT", SINGLE_STUDY],
+COMPARED = {"proportion": ["PFT-DL", "PFT-REML-HKSJ", "GLMM-ML", "BAYES-BN", "BAYES-BN-EXACT", LAPLACE_METHOD,
+                            SINGLE_STUDY],
             "median": ["MEDIAN-DL", "BAYES-NN", "BAYES-NN-EXACT", SINGLE_STUDY],
             "survival_rate": ["SURV-DL", "SURV-REML-HKSJ", "BAYES-NN", "BAYES-NN-EXACT", SINGLE_STUDY]}
 COMPARISON_COLUMNS = ["outcome", "subgroup", "kind", "k", "method", "estimate", "ci_low", "ci_high", "ci_width",
                       "width_ratio_to_bayes", "pi_low", "pi_high", "tau2", "tau2_scale", "flags"]
 # tau^2 lives on each method's own analysis scale, so it is only comparable within a scale.
 TAU2_SCALE = {"PFT-DL": "double arcsine", "PFT-REML-HKSJ": "double arcsine", "GLMM-ML": "logit", "BAYES-BN": "logit",
-              "BAYES-BN-EXACT": "logit", "MEDIAN-DL": "months", "BAYES-NN": "months", "BAYES-NN-EXACT": "months",
+              "BAYES-BN-EXACT": "logit", LAPLACE_METHOD: "logit", "MEDIAN-DL": "months", "BAYES-NN": "months", "BAYES-NN-EXACT": "months",
               "SURV-DL": "log(-log S)", "SURV-REML-HKSJ": "log(-log S)", SINGLE_STUDY: ""}
 
 
@@ -161,7 +164,7 @@ def comparison_long(estimates, details, rows, *, bayes=None, level=0.95, estimat
         unit = " months" if kind == "median" else ""
         bayes_flags = []
         for method in COMPARED[kind]:
-            if method not in by or method in (BAYES_METHOD[kind], EXACT_METHOD[kind], SINGLE_STUDY):
+            if method not in by or method in (BAYES_METHOD[kind], EXACT_METHOD[kind], LAPLACE_METHOD, SINGLE_STUDY):
                 continue
             diff = bayes["estimate"] - by[method]["estimate"]
             if np.isfinite(diff) and abs(diff) > margin:
@@ -243,6 +246,8 @@ def frequentist_vs_bayesian(estimates, details, rows, **kwargs):
         slots = dict(SLOTS[kind])
         if SINGLE_STUDY in by.index:
             slots["exact"] = SINGLE_STUDY
+        elif LAPLACE_METHOD in by.index:  # k > bayes.exact_max_k: the exact slot holds the Laplace posterior
+            slots["exact"] = LAPLACE_METHOD
         for slot, method in slots.items():
             if method in by.index:
                 row.update({f"{slot}_{f}": method if f == "method" else by.loc[method, f] for f in _SLOT_FIELDS})

@@ -5,7 +5,8 @@
 
 rule fit_bayes_exact:
     # Exact posteriors by quadrature (seconds, no MCMC), the prior sensitivity of every fit with
-    # k >= 2, k = 1 reported as "single study", P(pooled value > t | data).
+    # k >= 2, k = 1 reported as "single study", P(pooled value > t | data); binomial-normal fits
+    # above bayes.exact_max_k by the Laplace approximation (the grid's cost grows with k).
     input:
         analysis="data/processed/analysis_data.csv",
     output:
@@ -21,6 +22,7 @@ rule fit_bayes_exact:
     params:
         **BAYES_PARAMS,
         priors=config["bayes"]["priors"],
+        exact_max_k=config["bayes"]["exact_max_k"],
     script:
         "../scripts/fit_bayes_exact.py"
 

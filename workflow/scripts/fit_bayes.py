@@ -15,6 +15,8 @@ analysis = pd.read_csv(snakemake.input.analysis)
 data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale)
 fits = stage.fits_from_frame(data, p.median_scale)
 exact_summary = pd.read_csv(snakemake.input.exact_summary, keep_default_na=False, na_values=[""])
+# an unflagged fit's flags are text, not NaN (a fit reported from the exact posterior joins them)
+exact_summary["flags"] = exact_summary["flags"].fillna("")
 main = exact_summary[exact_summary["prior"] == "main"].set_index(["outcome", "subgroup"])
 exact = {key: row for key, row in main.iterrows()}
 settings = sampling.Settings.from_config(p.sampler, p.gate, p.max_k)

@@ -17,10 +17,10 @@ progress = stage.progress_printer("fit_bayes_exact", sys.stderr)
 
 
 result = stage.run_exact(stage.fits_from_frame(data, p.median_scale), stage.main_priors(p.priors), level=p.level,
-                         thresholds=dict(p.thresholds), progress=progress)
+                         thresholds=dict(p.thresholds), progress=progress, exact_max_k=p.exact_max_k)
 inputs = dict(snakemake.input.items())
 config = {"priors": dict(p.priors), "median_scale": p.median_scale, "level": p.level,
-          "thresholds": dict(p.thresholds)}
+          "thresholds": dict(p.thresholds), "exact_max_k": p.exact_max_k}
 for key, table in (("summary", result.summary), ("sensitivity", result.sensitivity),
                    ("probabilities", result.probabilities)):
     provenance.write_csv(table, snakemake.output[key])
