@@ -3,8 +3,8 @@
     PYTHONPATH=src .venv/bin/python benchmarks/bench_large_review.py [--cohorts 5000] [--cores 2]
 
 Writes the review of :mod:`make_large_review` into a scratch directory, builds the cleaned
-analysis rows there (not timed), then builds the Bayesian stage's outputs (rules fit_bayes_exact
-and fit_bayes: bayes_estimates.csv) and reports each rule's wall and CPU time from the
+analysis rows there (not timed), then builds the Bayesian stage's outputs (rule fit_bayes:
+bayes_estimates.csv) and reports the rule's wall and CPU time from the
 ``benchmark:`` files Snakemake writes, the methods the fits were computed by, and the machine's
 load average (the machine is shared). Binomial-normal fits above ``bayes.exact_max_k`` use the
 Laplace approximation; fits above ``bayes.max_k`` skip NUTS.
@@ -55,7 +55,7 @@ def main():
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
         wall = snakemake(run, args.cores, "results/tables/bayes_estimates.csv")
         rows = []
-        for rule in ("fit_bayes_exact", "fit_bayes"):
+        for rule in ("fit_bayes",):
             b = pd.read_csv(run / "results" / "benchmarks" / f"{rule}.tsv", sep="\t")
             rows.append({"rule": rule, "wall_s": float(b["s"].iloc[0]), "cpu_s": float(b["cpu_time"].iloc[0]),
                          "max_rss_mb": float(b["max_rss"].iloc[0])})

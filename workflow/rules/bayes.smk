@@ -3,36 +3,18 @@
 # and the frequentist-vs-Bayesian comparison. Nothing here feeds a frequentist table.
 
 
-rule fit_bayes_exact:
-    # Exact posteriors by quadrature (seconds, no MCMC), the prior sensitivity of every fit with
-    # k >= 2, k = 1 reported as "single study", P(pooled value > t | data); binomial-normal fits
-    # above bayes.exact_max_k by the Laplace approximation (the grid's cost grows with k).
+rule fit_bayes:
+    # One job, the whole stage: exact posteriors by quadrature (the prior sensitivity of every fit
+    # with k >= 2, k = 1 reported as "single study", P(pooled value > t | data); binomial-normal
+    # fits above bayes.exact_max_k by the Laplace approximation), computed while the sampler
+    # compiles; then every fit's PyMC model sampled on its own and certified against its exact
+    # posterior.
     input:
         analysis="data/processed/analysis_data.csv",
     output:
         summary="results/tables/bayes_exact_summary.csv",
         sensitivity="results/tables/prior_sensitivity.csv",
         probabilities="results/tables/posterior_probabilities.csv",
-    log:
-        "results/logs/fit_bayes_exact.log",
-    benchmark:
-        "results/benchmarks/fit_bayes_exact.tsv"
-    conda:
-        "../../envs/bayes.yaml"
-    params:
-        **BAYES_PARAMS,
-        priors=config["bayes"]["priors"],
-        exact_max_k=config["bayes"]["exact_max_k"],
-    script:
-        "../scripts/fit_bayes_exact.py"
-
-
-rule fit_bayes:
-    # PyMC, one fit at a time with its own adaptation; certified against the exact posterior.
-    input:
-        analysis="data/processed/analysis_data.csv",
-        exact_summary="results/tables/bayes_exact_summary.csv",
-    output:
         estimates="results/tables/bayes_estimates.csv",
         diagnostics="results/tables/bayes_diagnostics.csv",
         posteriors=[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
@@ -48,6 +30,7 @@ rule fit_bayes:
     params:
         **BAYES_PARAMS,
         priors=config["bayes"]["priors"],
+        exact_max_k=config["bayes"]["exact_max_k"],
         sampler=config["bayes"]["sampler"],
         gate=config["bayes"]["gate"],
         max_k=config["bayes"]["max_k"],

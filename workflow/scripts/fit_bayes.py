@@ -1,4 +1,4 @@
-"""Adapter for rule fit_bayes: every fit sampled on its own by PyMC, certified against its exact posterior."""
+"""Adapter for rule fit_bayes: every fit's exact posterior, then its PyMC model sampled and certified."""
 
 import sys
 
@@ -11,30 +11,26 @@ from singlearm.bayes import sampling, stage
 
 sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
-analysis = pd.read_csv(snakemake.input.analysis)
-data = comparison.bayes_data(analysis, p.levels, median_scale=p.median_scale)
+data = comparison.bayes_data(pd.read_csv(snakemake.input.analysis), p.levels, median_scale=p.median_scale)
 fits = stage.fits_from_frame(data, p.median_scale)
-exact_summary = pd.read_csv(snakemake.input.exact_summary, keep_default_na=False, na_values=[""])
-# an unflagged fit's flags are text, not NaN (a fit reported from the exact posterior joins them)
-exact_summary["flags"] = exact_summary["flags"].fillna("")
-main = exact_summary[exact_summary["prior"] == "main"].set_index(["outcome", "subgroup"])
-exact = {key: row for key, row in main.iterrows()}
 settings = sampling.Settings.from_config(p.sampler, p.gate, p.max_k)
-progress = stage.progress_printer("fit_bayes", sys.stderr)
 
 
-sampled, diagnostics = sampling.run_sampling(fits, stage.main_priors(p.priors), exact, settings, seed=p.seed,
-                                             level=p.level, progress=progress, threads=snakemake.threads)
-estimates = sampling.estimates_table(fits, sampled, diagnostics, exact_summary, level=p.level)
+result = stage.run_stage(fits, stage.main_priors(p.priors), settings, seed=p.seed, level=p.level,
+                         thresholds=dict(p.thresholds), exact_max_k=p.exact_max_k,
+                         progress=stage.progress_printer("fit_bayes", sys.stderr), threads=snakemake.threads)
 inputs = dict(snakemake.input.items())
 config = {"priors": dict(p.priors), "sampler": dict(p.sampler), "gate": dict(p.gate), "max_k": p.max_k,
-          "median_scale": p.median_scale, "level": p.level}
+          "exact_max_k": p.exact_max_k, "median_scale": p.median_scale, "level": p.level,
+          "thresholds": dict(p.thresholds)}
 rows = provenance.records(data)
-for s in sampled:
+for s in result.sampled:
     path = f"results/bayes/posterior/{p.posterior_files[(s.fit.outcome, s.fit.subgroup)]}.nc"
     sampling.to_inference_data(s, s.diagnostics["backend"]).to_netcdf(path)
     provenance.write_sidecar(path, rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed, rows=rows)
-for key, table in (("estimates", estimates), ("diagnostics", diagnostics)):
+for key, table in (("summary", result.exact.summary), ("sensitivity", result.exact.sensitivity),
+                   ("probabilities", result.exact.probabilities), ("estimates", result.estimates),
+                   ("diagnostics", result.diagnostics)):
     provenance.write_csv(table, snakemake.output[key])
     provenance.write_sidecar(snakemake.output[key], rule=snakemake.rule, inputs=inputs, config=config, seed=p.seed,
                              rows=rows)

@@ -534,8 +534,9 @@ def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, pro
     fits : list of FitData
     main : dict
         Kind -> main PriorSet (:func:`singlearm.bayes.stage.main_priors`).
-    exact_summaries : dict
-        (outcome, subgroup) -> the exact PosteriorSummary under the main prior.
+    exact_summaries : dict or callable
+        (outcome, subgroup) -> the exact PosteriorSummary under the main prior, or a function
+        returning that dict, called once the sampler is compiled.
     settings : Settings
     seed : int
     progress : callable, optional
@@ -565,6 +566,8 @@ def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, pro
             progress.say(f"{sampler.name}: compiling {len(shapes)} sampler(s) for {len(sampled)} fit(s) on "
                          f"{workers} thread(s)")
         getattr(sampler, "prepare", lambda shapes, pool: None)(shapes, pool)
+        if callable(exact_summaries):  # computed meanwhile (singlearm.bayes.stage.run_stage)
+            exact_summaries = exact_summaries()
         jobs = {pool.submit(sample_fit, f, main[f.kind], exact_summaries[(f.outcome, f.subgroup)], settings, sampler,
                             seed=fit_seed(seed, f.outcome, f.subgroup), level=level): f for f in sampled}
         for done, job in enumerate(as_completed(jobs)):

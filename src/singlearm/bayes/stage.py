@@ -237,6 +237,67 @@ def run_exact(fits, main, *, level=0.95, thresholds=None, grid=None, progress=No
                             probabilities=pd.DataFrame(probs, columns=PROBABILITY_COLUMNS))
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """The whole Bayesian stage of a run: what rule fit_bayes writes."""
+
+    exact: ExactStageResult       # every fit's exact posterior, prior sensitivity, probabilities
+    sampled: list                 # singlearm.bayes.sampling.SampledFit per fit sampled
+    diagnostics: pd.DataFrame     # bayes_diagnostics.csv
+    estimates: pd.DataFrame       # bayes_estimates.csv
+
+
+def run_stage(fits, main, settings, *, seed, level=0.95, thresholds=None, exact_max_k=EXACT_MAX_K, progress=None,
+              threads=1, sampler=None):
+    """Every fit's exact posterior, then its MCMC sample certified against it.
+
+    The exact posteriors (quadrature in numpy) are computed on a side thread while the sampler
+    compiles (XLA's compiler releases the GIL), so on two cores they cost little wall time; the
+    sampling waits for them only before its first fit.
+
+    Parameters
+    ----------
+    fits : list of FitData
+    main : dict
+        Kind -> main PriorSet (:func:`main_priors`).
+    settings : singlearm.bayes.sampling.Settings
+    seed : int
+    progress : callable, optional
+        :func:`progress_printer`'s printer.
+    threads : int
+        Fits sampled at once.
+    sampler : back end, optional
+        Default: ``settings.backend``.
+
+    Returns
+    -------
+    StageResult
+
+    Notes
+    -----
+    R equivalent: ``bayesmeta::bayesmeta`` (exact, normal-normal) beside ``brms::brm`` per fit.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import sampling
+
+    with ThreadPoolExecutor(max_workers=1) as side:
+        job = side.submit(run_exact, fits, main, level=level, thresholds=thresholds, exact_max_k=exact_max_k)
+
+        def exact_main():
+            summary = job.result().summary
+            if progress is not None and hasattr(progress, "say"):
+                progress.say(f"exact posteriors of {len(fits)} fit(s) and their prior sensitivity done")
+            rows = summary[summary["prior"] == "main"].set_index(["outcome", "subgroup"])
+            return {key: row for key, row in rows.iterrows()}
+
+        sampled, diagnostics = sampling.run_sampling(fits, main, exact_main, settings, seed=seed, level=level,
+                                                     progress=progress, threads=threads, sampler=sampler)
+    result = job.result()
+    estimates = sampling.estimates_table(fits, sampled, diagnostics, result.summary, level=level)
+    return StageResult(result, sampled, diagnostics, estimates)
+
+
 def _estimates(summary):
     """``pooled_estimates.csv`` rows: main prior, k >= 2 (a single study is not a pooled estimate)."""
     from ..pool import ESTIMATE_COLUMNS
