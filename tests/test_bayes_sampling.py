@@ -111,6 +111,23 @@ def test_k1_gets_no_pooled_row_and_k_above_max_k_skips_nuts():
     assert est[est["subgroup"] == "overall"]["method"].tolist() == ["BAYES-BN", "BAYES-BN-EXACT"]
 
 
+def test_a_fit_above_max_k_and_exact_max_k_says_it_is_reported_from_the_laplace_posterior():
+    rng = np.random.default_rng(4)
+    total = rng.integers(20, 60, 12)
+    big = bn_fit(rng.binomial(total, 0.3), total)
+    table = stage.run_exact([big], MAIN, exact_max_k=10).summary
+    main = table[table["prior"] == "main"]
+    assert main["method"].tolist() == ["BAYES-BN-LAPLACE"]
+    ex = {k: r for k, r in main.set_index(["outcome", "subgroup"]).iterrows()}
+    sampled, diag = sampling.run_sampling([big], MAIN, ex, sampling.Settings(max_k=10), seed=1,
+                                          sampler=ExactDraws(None))
+    assert sampled == [] and diag.loc[0, "reported_from"] == "laplace"
+    assert diag.loc[0, "note"] == "k = 12 > bayes.max_k = 10: NUTS skipped, reported from the laplace posterior"
+    est = sampling.estimates_table([big], sampled, diag, table)
+    row = est[est["method"] == "BAYES-BN"].iloc[0]
+    assert "from the laplace posterior" in row["flags"]
+
+
 def test_a_fits_seed_depends_on_its_name_not_its_position():
     assert sampling.fit_seed(1, "orr", "overall") == sampling.fit_seed(1, "orr", "overall")
     assert sampling.fit_seed(1, "orr", "overall") != sampling.fit_seed(1, "orr", "sts")

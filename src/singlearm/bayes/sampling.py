@@ -493,6 +493,7 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
              # compiled sampler, where more tuning steps would compile another
              dict(seed=seed + 1, chains=2 * settings.chains, draws=settings.draws, tune=settings.tune,
                   target_accept=settings.retry_target_accept)]
+    reference = reference_name(getattr(exact_summary, "method", ""))
     for attempt, plan in enumerate(plans, start=1):
         raw, diverging = sampler.sample(key, data, **plan)
         post = _to_posterior(raw, fit)
@@ -510,18 +511,23 @@ def sample_fit(fit, prior, exact_summary, settings, sampler, *, seed, level=0.95
            "estimate": q[0], "exact_estimate": exact_q[0], "mcse_estimate": se[0],
            "ci_low": q[1], "exact_ci_low": exact_q[1], "mcse_ci_low": se[1],
            "ci_high": q[2], "exact_ci_high": exact_q[2], "mcse_ci_high": se[2],
-           "certified": ok and not why, "reported_from": "PyMC" if not why else "exact",
+           "certified": ok and not why, "reported_from": "PyMC" if not why else reference,
            "note": "" if not why else "not certified after a retry (" + "; ".join(why)
-           + "): the BAYES row is reported from the exact posterior"}
+           + f"): the BAYES row is reported from the {reference} posterior"}
     return SampledFit(fit=fit, posterior=post, diagnostics=row, certified=not why)
 
 
-def skipped_row(fit, reason):
+def reference_name(method):
+    """What the reference posterior of a fit is: ``laplace`` (``BAYES-BN-LAPLACE``) or ``exact``."""
+    return "laplace" if str(method).endswith("-LAPLACE") else "exact"
+
+
+def skipped_row(fit, max_k, reference="exact"):
     """The diagnostics row of a fit NUTS did not sample (k above bayes.max_k)."""
     row = {c: np.nan for c in DIAGNOSTIC_COLUMNS}
-    row.update(outcome=fit.outcome, subgroup=fit.subgroup, model=MODEL_NAME[fit.model], prior="main", backend="none", k=fit.k,
-               attempts=0,
-               passed=False, certified=False, reported_from="exact", note=reason)
+    row.update(outcome=fit.outcome, subgroup=fit.subgroup, model=MODEL_NAME[fit.model], prior="main", backend="none",
+               k=fit.k, attempts=0, passed=False, certified=False, reported_from=reference,
+               note=f"k = {fit.k} > bayes.max_k = {max_k}: NUTS skipped, reported from the {reference} posterior")
     return row
 
 
@@ -578,8 +584,8 @@ def run_sampling(fits, main, exact_summaries, settings, *, seed, level=0.95, pro
     out, rows = [], []
     for fit in todo:
         if fit.k > settings.max_k:
-            rows.append(skipped_row(fit, f"k = {fit.k} > bayes.max_k = {settings.max_k}: NUTS skipped, "
-                                         "reported from the exact posterior"))
+            ref = exact_summaries.get((fit.outcome, fit.subgroup)) if isinstance(exact_summaries, dict) else None
+            rows.append(skipped_row(fit, settings.max_k, reference_name(ref["method"] if ref is not None else "")))
             continue
         out.append(results[(fit.outcome, fit.subgroup)])
         rows.append(out[-1].diagnostics)
@@ -653,6 +659,7 @@ def estimates_table(fits, sampled, diagnostics, exact_summary, *, level=0.95):
                          "flags": e["flags"]})
             continue
         e = ex.loc[(*key, "main")]
+        flags = e["flags"] if isinstance(e["flags"], str) else ""  # an unflagged fit read back from CSV: NaN
         s = by_fit.get(key)
         if s is not None and s.certified:
             post = s.posterior.isel(outcome=0, subgroup=0)
@@ -661,12 +668,13 @@ def estimates_table(fits, sampled, diagnostics, exact_summary, *, level=0.95):
             pi = np.quantile(new, [a, 1 - a])
             rows.append({**base, "method": PYMC_METHOD[fit.model], "estimate": q[0], "ci_low": q[1], "ci_high": q[2],
                          "pi_low": pi[0], "pi_high": pi[1], "tau2": float(np.median(post["tau"].values ** 2)),
-                         "flags": e["flags"]})
+                         "flags": flags})
         else:
             why = diag.get(key, {}).get("note", "") or "not sampled"
+            origin = f"from the {reference_name(e['method'])} posterior: {why}"
             rows.append({**base, "method": PYMC_METHOD[fit.model], **{c: e[c] for c in fields},
-                         "flags": "; ".join(f for f in (e["flags"], f"from the exact posterior: {why}") if f)})
-        rows.append({**base, "method": e["method"], **{c: e[c] for c in fields}, "flags": e["flags"]})
+                         "flags": "; ".join(f for f in (flags, origin) if f)})
+        rows.append({**base, "method": e["method"], **{c: e[c] for c in fields}, "flags": flags})
     t = pd.DataFrame(rows)
     for c in ("i2", "q", "q_df", "q_p"):
         t[c] = np.nan
