@@ -80,7 +80,7 @@ def simulated_fits(seed=1):
 
 
 def stage_data(name):
-    """A bayes_data-like frame (fit, outcome, subgroup, kind, study, events, total, yi, sei)."""
+    """A bayes_data-like frame (outcome, subgroup, kind, study, events, total, yi, sei)."""
     if name == "real":
         if not ANALYSIS.exists():
             return None
@@ -135,7 +135,8 @@ def brms_ratio(data, ours, max_k=200):
     if subprocess.run(["Rscript", "-e", "library(brms)"], capture_output=True).returncode != 0:
         return [("brms is absent (Rscript -e 'library(brms)' failed): no brms comparison "
                  "(apt-get install r-cran-brms; see README.md, Benchmarks, for the Boost link rstan needs)")]
-    prop = data[data["events"].notna()]
+    prop = data[data["events"].notna()].copy()
+    prop["fit"] = prop["outcome"] + "/" + prop["subgroup"]  # brms's id of one fit (the R script splits on it)
     size = prop.groupby("fit")["fit"].transform("size")
     prop = prop[(size >= 2) & (size <= max_k)]
     with tempfile.TemporaryDirectory() as tmp:

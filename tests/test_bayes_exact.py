@@ -231,7 +231,6 @@ def test_stage_reports_k1_as_single_study_flags_k2_and_runs_every_prior_on_k_ge_
     from singlearm.bayes import stage
 
     data = pd.DataFrame({
-        "fit": ["orr|overall"] * 3 + ["orr|bone"] * 2 + ["orr|sts"] + ["median_pfs|overall"] * 2,
         "outcome": ["orr"] * 6 + ["median_pfs"] * 2,
         "subgroup": ["overall"] * 3 + ["bone"] * 2 + ["sts"] + ["overall"] * 2,
         "study": ["a", "b", "c", "a", "b", "c", "a", "b"],

@@ -27,17 +27,22 @@ def rows():
 
 def test_bayes_data_builds_every_fit_with_the_frequentist_standard_errors():
     d = comparison.bayes_data(rows(), ["sts", "bone"])
-    assert list(dict.fromkeys(d["fit"])) == ["orr|overall", "orr|sts", "orr|bone", "median_pfs|overall",
-                                             "median_pfs|sts"]
-    assert d[d.fit == "orr|sts"]["study"].tolist() == ["a", "b", "d"]
-    assert d[d.fit == "orr|bone"]["events"].tolist() == [0.0]  # zero events kept
-    med = d[d.fit == "median_pfs|overall"]
+    fits = list(dict.fromkeys(zip(d["outcome"], d["subgroup"])))
+    assert fits == [("orr", "overall"), ("orr", "sts"), ("orr", "bone"), ("median_pfs", "overall"), ("median_pfs", "sts")]
+
+    def fit(outcome, subgroup):
+        return d[(d["outcome"] == outcome) & (d["subgroup"] == subgroup)]
+
+    assert fit("orr", "sts")["study"].tolist() == ["a", "b", "d"]
+    assert fit("orr", "bone")["events"].tolist() == [0.0]  # zero events kept
+    med = fit("median_pfs", "overall")
     assert med["study"].tolist() == ["a", "b"]  # no CI, no standard error: left out as in the DL pooling
     # the review's convention, by hand: SE = (upper - lower) / (2 x 1.959964) on months
     np.testing.assert_allclose(med["sei"], [(8 - 4) / (2 * 1.959964), (9.9 - 6.5) / (2 * 1.959964)], rtol=0,
                                atol=TOL_CLOSED)
-    assert comparison.bayes_data(rows(), ["sts", "bone"], min_k=2)["fit"].nunique() == 4  # k = 1 fits dropped
-    assert d.drop_duplicates("fit")["kind"].tolist() == ["proportion"] * 3 + ["median"] * 2
+    kept = comparison.bayes_data(rows(), ["sts", "bone"], min_k=2)
+    assert len(kept.drop_duplicates(["outcome", "subgroup"])) == 4  # k = 1 fits dropped
+    assert d.drop_duplicates(["outcome", "subgroup"])["kind"].tolist() == ["proportion"] * 3 + ["median"] * 2
 
 
 def test_bayes_data_puts_survival_rates_on_log_minus_log():
@@ -46,7 +51,7 @@ def test_bayes_data_puts_survival_rates_on_log_minus_log():
                          "ci_low": [0.4, 0.25], "ci_high": [0.75, 0.55], "has_ci": True,
                          "se_source": "reported_ci", "source_row": [2, 3]})
     d = comparison.bayes_data(surv, ["sts"])
-    overall = d[d.fit == "os_2y|overall"]
+    overall = d[(d["outcome"] == "os_2y") & (d["subgroup"] == "overall")]
     np.testing.assert_allclose(overall["yi"], np.log(-np.log([0.6, 0.4])), rtol=0, atol=TOL_CLOSED)
     # by hand: SE = (log(-log l) - log(-log u)) / (2 x 1.959964), the cloglog scale decreasing in S
     cll = lambda s: np.log(-np.log(np.array(s)))   # noqa: E731

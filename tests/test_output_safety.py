@@ -73,7 +73,7 @@ def test_audit_lists_each_raw_row_once():
     # The frequentist rows and the Bayesian data (fewer fields) both reach a comparison table.
     full = {"cohort_id": "miller1", "outcome": "orr", "events": 3, "total": 11, "source_row": 2,
             "source_url": "https://doi.org/x", "location": "Table 1", "derivation": "reported"}
-    bayes = {"study": "miller1", "outcome": "orr", "events": 3, "total": 11, "source_row": 2, "fit": "orr|overall"}
+    bayes = {"study": "miller1", "outcome": "orr", "events": 3, "total": 11, "source_row": 2, "subgroup": "overall"}
     other = {**full, "cohort_id": "miller2", "source_row": 3}
     rows = audit._unique_rows([bayes, other, full, bayes])
     assert [(r["source_row"], r["cohort_id"], r["location"]) for r in rows] == [(2, "miller1", "Table 1"),

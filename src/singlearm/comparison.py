@@ -31,17 +31,6 @@ TAU2_SCALE = {"PFT-DL": "double arcsine", "PFT-REML-HKSJ": "double arcsine", "GL
               "SURV-DL": "log(-log S)", "SURV-REML-HKSJ": "log(-log S)", SINGLE_STUDY: ""}
 
 
-def fit_id(outcome, subgroup):
-    """The Bayesian model's id of one meta-analysis."""
-    return f"{outcome}|{subgroup}"
-
-
-def split_fit(fit):
-    """``(outcome, subgroup)`` of a fit id."""
-    outcome, subgroup = str(fit).rsplit("|", 1)
-    return outcome, subgroup
-
-
 def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
     """One row per study and fit (outcome x overall/subgroup) for the Bayesian models.
 
@@ -64,7 +53,8 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
     Returns
     -------
     pandas.DataFrame
-        ``fit, outcome, subgroup, kind, study, events, total, yi, sei, source_row``.
+        ``outcome, subgroup, kind, study, events, total, yi, sei, source_row``: one fit per
+        (outcome, subgroup).
     """
     levels = [lv for lv in (levels or list(dict.fromkeys(rows["subgroup"]))) if lv in set(rows["subgroup"])]
     parts = []
@@ -79,7 +69,7 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
             part = this if subgroup == "overall" else this[this["subgroup"] == subgroup]
             if len(part) < max(min_k, 1):
                 continue
-            out = pd.DataFrame({"fit": fit_id(outcome, subgroup), "outcome": outcome, "subgroup": subgroup,
+            out = pd.DataFrame({"outcome": outcome, "subgroup": subgroup,
                                 "kind": kind, "study": part["cohort_id"].to_numpy(),
                                 "source_row": part["source_row"].to_numpy()})
             if kind == "median":
@@ -92,7 +82,7 @@ def bayes_data(rows, levels=None, *, median_scale="months", min_k=1):
             else:
                 out["events"], out["total"] = part["events"].to_numpy(float), part["total"].to_numpy(float)
             parts.append(out)
-    columns = ["fit", "outcome", "subgroup", "kind", "study", "events", "total", "yi", "sei", "source_row"]
+    columns = ["outcome", "subgroup", "kind", "study", "events", "total", "yi", "sei", "source_row"]
     return pd.concat(parts, ignore_index=True).reindex(columns=columns) if parts else pd.DataFrame(columns=columns)
 
 

@@ -113,14 +113,14 @@ def fits_from_frame(data, median_scale="months"):
     Parameters
     ----------
     data : pandas.DataFrame
-        ``fit, outcome, subgroup, kind, study, events, total, yi, sei``.
+        ``outcome, subgroup, kind, study, events, total, yi, sei``: one fit per (outcome, subgroup).
     median_scale : {"months", "log"}
         Scale of the medians' ``yi``: back-transform ``identity`` or ``exp``. Survival rates are
         on log(-log S), back-transform ``exp_neg_exp`` (decreasing).
     """
     out = []
     median_back = {"months": "identity", "log": "exp"}[median_scale]
-    for _, part in data.groupby("fit", sort=False):
+    for _, part in data.groupby(["outcome", "subgroup"], sort=False):
         outcome, subgroup = str(part["outcome"].iloc[0]), str(part["subgroup"].iloc[0])
         kind = str(part["kind"].iloc[0]) if "kind" in part else (
             "proportion" if part["events"].notna().all() else "median")
