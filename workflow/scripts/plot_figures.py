@@ -1,5 +1,4 @@
-"""Adapter for the plot_* rules: read the tables, draw each figure family the rule outputs, save
-every figure with provenance."""
+"""Adapter for the plot_* rules: draw each figure family the rule outputs, save every figure with provenance."""
 
 import sys
 
@@ -13,7 +12,9 @@ sys.stderr = open(snakemake.log[0], "w")
 p = snakemake.params
 stamp = provenance.code_stamp(p.stamp, p.code)  # version, code that made this, inputs
 inputs = dict(snakemake.input.items())
+version = provenance.workflow_version()  # one git state for every sidecar of the job
 t = {key: pd.read_csv(path, keep_default_na=False, na_values=[""]) for key, path in inputs.items()}
+analysis = t["analysis"]
 DRAW = {
     "forest": lambda: figures.forest_figures(t["studies"], t["estimates"], t["subgroup_tests"], t["details"],
                                              p.forest, p.methods, p.subgroup_labels),
@@ -33,7 +34,7 @@ for family in snakemake.output.keys():
     drawn = DRAW[family]()
     while drawn:  # a figure is let go once saved: its 300-dpi canvas holds some 20 MB
         stem, fig, outcomes = drawn.pop(0)
-        shown = None if outcomes is None else t["analysis"][t["analysis"]["outcome"].isin(outcomes)]
-        rows = None if shown is None else provenance.analysis_rows(shown)
+        rows = None if outcomes is None else provenance.analysis_rows(analysis[analysis["outcome"].isin(outcomes)])
         for path in plots.save_figure(fig, f"results/figures/{stem}", stamp):
-            provenance.write_sidecar(path, rule=snakemake.rule, inputs=used, config={"stamp": stamp}, rows=rows)
+            provenance.write_sidecar(path, rule=snakemake.rule, inputs=used, config={"stamp": stamp}, rows=rows,
+                                     workflow=version)
