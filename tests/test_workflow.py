@@ -206,7 +206,7 @@ def test_forced_rebuild_gives_identical_bytes(miller_run, code_copy):
 # ---- reruns follow what changed (singlearm.codehash; no git commit in any param) ----
 
 FREQUENTIST = {"clean_extraction", "pool_outcome", "gather_pooled", "analyse_robustness", "gather_robustness",
-               "plot_forest", "plot_robustness", "plot_ae_overview", "plot_prisma", "plot_quality", "make_tables"}
+               "plot_figures", "make_tables"}
 
 
 def test_a_docs_and_tests_commit_reruns_nothing(miller_run, code_copy, tmp_path):
@@ -240,7 +240,7 @@ def test_editing_the_pooling_module_reruns_the_pooled_table(miller_run, code_cop
     pool = code_copy / "src" / "singlearm" / "pool.py"
     with edited(pool, "import numpy as np\n", "import numpy as np  # an edit\n"):
         jobs = scheduled(run, config, code_copy)
-    assert {"pool_outcome", "gather_pooled", "plot_forest"} <= jobs
+    assert {"pool_outcome", "gather_pooled", "plot_figures"} <= jobs
     assert "clean_extraction" not in jobs   # cleaning does not import the pooling module
     assert scheduled(run, config, code_copy) == set()
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -57,13 +58,20 @@ def workflow_version(repo=None):
 
 def library_versions():
     """Installed versions of the libraries the analysis depends on (None where absent)."""
-    out = {}
+    return dict(_library_versions())
+
+
+@lru_cache(maxsize=1)
+def _library_versions():
+    # Looked up once per process: the lookups scan sys.path (~17 ms for the list), and a job that
+    # writes a hundred sidecars runs with one set of installed libraries.
+    out = []
     for name in LIBRARIES:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
 
 
 ROW_FIELDS = ["cohort_id", "outcome", "events", "total", "estimate", "ci_low", "ci_high", "source_row", "source_url",
@@ -99,7 +107,7 @@ def _inputs(inputs):
     return listed
 
 
-def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=None):
+def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=None, workflow=None):
     """Write ``<output>.prov.json`` describing how ``output`` was made.
 
     Parameters
@@ -118,12 +126,15 @@ def write_sidecar(output, *, rule, inputs, config, seed=None, rows=None, extra=N
         The analysis rows behind the output (cohort, numbers, source row, URL, location, derivation).
     extra : dict, optional
         Anything else worth recording.
+    workflow : dict, optional
+        :func:`workflow_version`, for a job writing many sidecars at one git state (it runs git
+        twice); looked up here when not given.
     """
     record = {
         "output": {"path": str(output), "sha256": sha256(output), "bytes": os.path.getsize(output)},
         "rule": rule,
         "command": os.environ.get("SINGLEARM_COMMAND"),
-        "workflow": workflow_version(),
+        "workflow": workflow or workflow_version(),
         "inputs": _inputs(inputs),
         "config": config,
         "seed": seed,

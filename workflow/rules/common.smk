@@ -219,13 +219,22 @@ META_OUTCOMES = [
 BUBBLES = {o: [f"bubble_{oc.slug(o)}_{m}" for m in CONTINUOUS_MODERATORS] for o in META_OUTCOMES}
 
 
+def figure_families():
+    """The figures of each family this configuration can draw (optional sheets and AE data switch theirs on)."""
+    return {
+        "forest": FOREST,
+        "robustness": ROBUSTNESS_FIGURES,
+        "bubble": [s for o in META_OUTCOMES for s in BUBBLES[o]],
+        "ae": ["ae_overview"] if AE_OUTCOMES else [],
+        "prisma": ["prisma_flow"] if has("prisma") else [],
+        "quality": ["quality"] if has("quality_minors") or has("quality_jbi") else [],
+        "comparison": ["frequentist_vs_bayesian"],
+    }
+
+
 def figure_stems():
-    """Every figure this configuration can draw (optional sheets and AE data switch theirs on)."""
-    stems = [*FOREST, *ROBUSTNESS_FIGURES, *[s for o in META_OUTCOMES for s in BUBBLES[o]], "frequentist_vs_bayesian"]
-    stems += ["ae_overview"] if AE_OUTCOMES else []
-    stems += ["prisma_flow"] if has("prisma") else []
-    stems += ["quality"] if has("quality_minors") or has("quality_jbi") else []
-    return stems
+    """Every figure this configuration can draw."""
+    return [stem for stems in figure_families().values() for stem in stems]
 
 
 def table_names():

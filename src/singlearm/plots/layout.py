@@ -29,13 +29,22 @@ def _extent(text, size, weight="normal", style="normal"):
     """
     if not text:
         return 0.0, 0.0
-    dpi = STYLE.dpi
-    fig = Figure(figsize=(1, 1), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
+    fig, renderer = _measuring_canvas()
     t = fig.text(0, 0, text, fontsize=size, fontweight=weight, fontstyle=style, family=STYLE.font,
                  linespacing=STYLE.linespacing, parse_math=False)
-    bb = t.get_window_extent(canvas.get_renderer())
-    return bb.width / dpi, bb.height / dpi
+    try:
+        bb = t.get_window_extent(renderer)
+    finally:
+        t.remove()
+    return bb.width / STYLE.dpi, bb.height / STYLE.dpi
+
+
+@lru_cache(maxsize=1)
+def _measuring_canvas():
+    """One scratch figure and Agg renderer for :func:`_extent`: a new figure per measured text cost
+    more than the measuring (a figure stage measures some thousands of texts)."""
+    fig = Figure(figsize=(1, 1), dpi=STYLE.dpi)
+    return fig, FigureCanvasAgg(fig).get_renderer()
 
 
 def _width(texts, size=STYLE.body_pt, weight="normal", style="normal"):
