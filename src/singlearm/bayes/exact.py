@@ -488,25 +488,44 @@ def log_lik_bn(events, total, mu, tau, n_nodes=15):
             edge = np.where(wide, _log_lik_step(n, mu if x == 0 else -mu, safe_tau), 0.0)
         else:
             edge = None
-        lhat = np.log((x + 0.5) / (n - x + 0.5))
-        z = np.where(tau > 0, np.clip((lhat - mu) / safe_tau, -8.0, 8.0), 0.0)
-        for _ in range(60):
-            p = special.expit(mu + tau * z)
-            hess = tau**2 * n * p * (1 - p) + 1.0
-            step = np.clip((tau * (x - n * p) - z) / hess, -1.0, 1.0)
-            z = z + step
-            if np.abs(step).max() < 1e-11:
-                break
-        p = special.expit(mu + tau * z)
-        scale = np.sqrt(2.0 / (tau**2 * n * p * (1 - p) + 1.0))
-        zk = z[..., None] + scale[..., None] * t
-        eta = mu[..., None] + tau[..., None] * zk
+        zk, eta, scale = adaptive_nodes(x, n, mu, tau, t)
         terms = log_w + x * eta - n * np.logaddexp(0.0, eta) - 0.5 * zk**2
         top = terms.max(axis=-1)
         agq = top + np.log(np.exp(terms - top[..., None]).sum(axis=-1)) + np.log(scale) - 0.5 * np.log(2 * np.pi)
         term = agq if edge is None else np.where(wide, edge, agq)
         total_lp += term if count == 1 else count * term
     return total_lp
+
+
+def adaptive_nodes(x, n, mu, tau, t):
+    """Adaptive Gauss-Hermite nodes of one study's integral over its z (Liu & Pierce 1994).
+
+    The mode of ``x eta - n log(1 + e^eta) - z^2 / 2`` in z (eta = mu + tau z; concave) by Newton,
+    and the nodes ``t`` scaled by the curvature there. Arrays broadcast; tau = 0 gives z = 0.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        The nodes in z and in eta (last axis: nodes) and their scale.
+
+    Notes
+    -----
+    R equivalent: ``lme4::glmer(..., nAGQ = length(t))``'s per-group adaptive quadrature.
+    """
+    safe_tau = np.where(tau > 0, tau, 1.0)
+    lhat = np.log((x + 0.5) / (n - x + 0.5))
+    z = np.where(tau > 0, np.clip((lhat - mu) / safe_tau, -8.0, 8.0), 0.0)
+    for _ in range(60):
+        p = special.expit(mu + tau * z)
+        hess = tau**2 * n * p * (1 - p) + 1.0
+        step = np.clip((tau * (x - n * p) - z) / hess, -1.0, 1.0)
+        z = z + step
+        if np.abs(step).max() < 1e-11:
+            break
+    p = special.expit(mu + tau * z)
+    scale = np.sqrt(2.0 / (tau**2 * n * p * (1 - p) + 1.0))
+    zk = z[..., None] + scale[..., None] * t
+    return zk, mu[..., None] + tau[..., None] * zk, scale
 
 
 def _distinct_pairs(events, total):

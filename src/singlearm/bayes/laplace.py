@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .exact import U_MAX, Grid, _assemble, _log_jacobian, _nodes, _tau_of
+from .exact import U_MAX, Grid, _assemble, _log_jacobian, _nodes, _tau_of, adaptive_nodes
 from .priors import ZeroTau
 
 _CHUNK = 2_000_000  # elements of (studies x points x nodes) per block: bounded memory for any k
@@ -116,19 +116,7 @@ def _agq(x, n, mu, tau, n_nodes):
     """Adaptive Gauss-Hermite log L and its mu-derivatives, arrays (studies, points)."""
     t, w = _nodes("hermite", n_nodes)
     log_w = np.log(w) + t**2
-    safe = np.where(tau > 0, tau, 1.0)
-    lhat = np.log((x + 0.5) / (n - x + 0.5))
-    z = np.where(tau > 0, np.clip((lhat - mu) / safe, -8.0, 8.0), 0.0)
-    for _ in range(60):  # Newton for the mode in z of x eta - n log(1 + e^eta) - z^2/2 (concave)
-        p = special.expit(mu + tau * z)
-        step = np.clip((tau * (x - n * p) - z) / (tau**2 * n * p * (1 - p) + 1.0), -1.0, 1.0)
-        z = z + step
-        if np.abs(step).max() < 1e-11:
-            break
-    p = special.expit(mu + tau * z)
-    scale = np.sqrt(2.0 / (tau**2 * n * p * (1 - p) + 1.0))
-    zk = z[..., None] + scale[..., None] * t
-    eta = mu[..., None] + tau[..., None] * zk
+    zk, eta, scale = adaptive_nodes(x, n, mu, tau, t)
     terms = log_w + x[..., None] * eta - n[..., None] * np.logaddexp(0.0, eta) - 0.5 * zk**2
     top = terms.max(axis=-1)
     wk = np.exp(terms - top[..., None])
