@@ -34,7 +34,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .exact import U_MAX, Grid, _assemble, _log_jacobian, _nodes, _tau_of, adaptive_nodes
+from .exact import (
+    U_MAX,
+    Grid,
+    _assemble,
+    _log_jacobian,
+    _nodes,
+    _tau_of,
+    adaptive_nodes,
+)
 from .priors import ZeroTau
 
 _CHUNK = 2_000_000  # elements of (studies x points x nodes) per block: bounded memory for any k
