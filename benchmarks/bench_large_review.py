@@ -56,7 +56,7 @@ def main():
         wall = snakemake(run, args.cores, "results/tables/bayes_estimates.csv")
         rows = []
         for rule in ("fit_bayes",):
-            b = pd.read_csv(run / "results" / "benchmarks" / f"{rule}.tsv", sep="\t")
+            b = pd.read_csv(run / "results" / "logs" / "benchmarks" / f"{rule}.tsv", sep="\t")
             rows.append({"rule": rule, "wall_s": float(b["s"].iloc[0]), "cpu_s": float(b["cpu_time"].iloc[0]),
                          "max_rss_mb": float(b["max_rss"].iloc[0])})
         summary = pd.read_csv(run / "results" / "tables" / "bayes_exact_summary.csv")

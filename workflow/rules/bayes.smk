@@ -20,8 +20,6 @@ rule fit_bayes:
         posteriors=[f"results/bayes/posterior/{name}.nc" for name in BAYES_FITS.values()],
     log:
         "results/logs/fit_bayes.log",
-    benchmark:
-        "results/benchmarks/fit_bayes.tsv"
     conda:
         "../../envs/bayes.yaml"
     threads: 4
