@@ -709,3 +709,14 @@ def test_save_figure_is_byte_reproducible_across_processes(tmp_path):
     for name in ("forest.pdf", "forest.png", "baujat.pdf", "baujat.png"):
         a, b = (outs[0] / name).read_bytes(), (outs[1] / name).read_bytes()
         assert len(a) > 1000 and a == b, name
+
+
+def test_method_comparison_draws_survival_rates_in_percent_with_the_proportions():
+    # a comparison table (kind column) with a 12-month OS rate of 0.62: percent, not 0.62 months
+    df = pd.DataFrame({"outcome": ["os_rate_12m"] * 2, "subgroup": ["overall"] * 2, "kind": ["survival_rate"] * 2,
+                       "method": ["SURV-DL", "BAYES-NN"], "estimate": [0.62, 0.60], "ci_low": [0.5, 0.48],
+                       "ci_high": [0.72, 0.71]})
+    fig = plots.method_comparison(df)
+    assert len(fig.axes) == 1 and fig.axes[0].get_xlabel() == "Proportion (%)"
+    (surv,) = by_gid(fig, "method-SURV-DL")
+    assert np.asarray(surv.get_offsets())[:, 0].tolist() == pytest.approx([62.0])

@@ -102,7 +102,9 @@ def method_comparison(table, subgroup_labels=None):
     if "proportion" in df.columns:
         df["proportion"] = df["proportion"].map(fmt.to_bool)
     elif "kind" in df.columns:
-        df["proportion"] = df["kind"].astype(str).str.lower() == "proportion"
+        # Kaplan-Meier rates are back-transformed to 0-1 like proportions: on the months axis of the
+        # medians they sat at 0 as if they were medians of a few days
+        df["proportion"] = df["kind"].astype(str).str.lower().isin(["proportion", "survival_rate"])
     else:
         raise ValueError(f"{fn}: table needs a 'proportion' (bool) or 'kind' (proportion/median) column")
     if "label" not in df.columns:
@@ -169,7 +171,7 @@ def method_comparison(table, subgroup_labels=None):
             _plain_ticks(ax)
             ax.set_xlabel("Proportion (%)" if is_prop else "Median (months)")
             _text(fig, style.margin / width, (y_top - 0.03) / height,
-                  "Proportions" if is_prop else "Medians", size=style.title_pt, fontweight="bold",
+                  "Proportions and survival rates" if is_prop else "Medians", size=style.title_pt, fontweight="bold",
                   ha="left", va="top")
             points = {m: ([], []) for m in methods}
             top = 0.0
